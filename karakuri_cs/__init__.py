@@ -1,0 +1,3 @@
+from karakuri_cs.celery import app as celery_app
+
+__all__ = ["celery_app"]
