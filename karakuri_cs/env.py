@@ -95,7 +95,6 @@ def env_database(name: str, *, default_sqlite: Path) -> dict:
             "NAME": str(default_sqlite),
             # WAL lets the web process read while a writer commits; the timeout rides out short locks.
             "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
-            "TEST": {"NAME": str(default_sqlite.with_name("test_" + default_sqlite.name))},
         }
     scheme = urlparse(value).scheme
     if scheme not in ("postgres", "postgresql", "sqlite"):
@@ -106,7 +105,8 @@ def env_database(name: str, *, default_sqlite: Path) -> dict:
         raise _bad(name, value, f"a database URL ({exc})") from None
     if not config.get("NAME"):
         raise _bad(name, value, "a database URL that names the database")
-    config.setdefault("CONN_MAX_AGE", 60)
+    # Persistent connections save a connect per request; 0 closes them after each request (tests use it).
+    config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", default=60, minimum=0)
     config["CONN_HEALTH_CHECKS"] = True
     return config
 

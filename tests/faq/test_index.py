@@ -1,0 +1,115 @@
+"""The on-disk index: built with its KB revision, updated incrementally, swapped atomically, picked up live."""
+
+import json
+import uuid
+
+import pytest
+
+from apps.faq import index as faq_index
+from apps.faq.embedders import embedder_get
+from apps.faq.index import index_update, live_index
+from apps.faq.models import FaqEntry
+from apps.faq.search import faq_search
+from apps.faq.services import FaqRow, faq_entries_upsert, kb_revision_current
+
+
+def _current(index_dir) -> str:
+    return (index_dir / "CURRENT").read_text()
+
+
+def test_it_records_the_kb_revision_it_reflects(demo_faq, index_dir):
+    manifest = json.loads((index_dir / _current(index_dir) / "manifest.json").read_text())
+    assert manifest["revision"] == kb_revision_current()
+    assert manifest["entries"] == len(demo_faq)
+    assert manifest["index_kind"] == "flat"
+    assert faq_search("パスワード忘れた").kb_revision == kb_revision_current()
+
+
+def test_an_unchanged_database_is_not_rebuilt(demo_faq, index_dir):
+    before = _current(index_dir)
+    report = index_update()
+    assert report.skipped and report.embedded == 0
+    assert _current(index_dir) == before
+
+
+def test_an_edit_reembeds_only_that_entry_and_is_served_without_restart(demo_faq, index_dir):
+    marker = uuid.uuid4().hex[:8]  # text never seen before, so the embedding cache can't hide the work
+    old = demo_faq["DLV-001"]
+    question = f"ドローン配達{marker}はありますか？"
+    faq_entries_upsert(
+        rows=[FaqRow(external_id=old.external_id, question=question, answer=old.answer, category=old.category)]
+    )
+    report = index_update()
+    assert report.changed == 1 and report.revision == kb_revision_current()
+    # One phrasing + one question-and-answer text, once per model.
+    assert report.embedded == 2 * len(embedder_get().parts)
+    result = faq_search(f"ドローン配達{marker}")
+    assert result.hits[0].external_id == "DLV-001"
+    assert result.hits[0].question == question
+    assert result.kb_revision == report.revision
+
+
+def test_a_failed_rebuild_keeps_serving_the_last_good_index(demo_faq, index_dir, monkeypatch):
+    before = _current(index_dir)
+    revision = faq_search("パスワード忘れた").kb_revision
+    faq_entries_upsert(rows=[FaqRow(external_id="NEW-001", question="株主優待はありますか？", answer="ございません。")])
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(faq_index, "_faiss_index", broken)
+    with pytest.raises(OSError):
+        index_update()
+    assert _current(index_dir) == before
+    assert not list(index_dir.glob(".tmp-*"))
+    result = faq_search("パスワード忘れた")
+    assert result.hits[0].external_id == "ACC-001" and result.kb_revision == revision
+
+    monkeypatch.undo()
+    index_update()
+    assert faq_search("株主優待はありますか").hits[0].external_id == "NEW-001"
+
+
+def test_a_version_that_fails_to_load_is_skipped(demo_faq, index_dir):
+    faq_search("ログインできない")
+    broken = index_dir / "v999-broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    (index_dir / "CURRENT").write_text(broken.name)
+    result = faq_search("パスワード忘れた")
+    assert result.hits[0].external_id == "ACC-001"
+
+
+def test_a_stale_index_keeps_serving_until_the_update_runs(demo_faq, index_dir):
+    indexed = kb_revision_current()
+    faq_entries_upsert(rows=[FaqRow(external_id="NEW-002", question="株主優待はありますか？", answer="ございません。")])
+    result = faq_search("株主優待")
+    assert result.kb_revision == indexed and result.hits
+    index_update(target_revision=kb_revision_current())
+    assert faq_search("株主優待").kb_revision == kb_revision_current()
+
+
+def test_inactive_entries_leave_the_index(demo_faq, index_dir):
+    row = demo_faq["ACC-001"]
+    faq_entries_upsert(rows=[FaqRow(**{**row.__dict__, "is_active": False})])
+    report = index_update()
+    assert report.removed == 1
+    assert "ACC-001" not in {e.external_id for e in live_index.get().entries}
+
+
+def test_it_switches_to_hnsw_above_the_exact_threshold(demo_faq, index_dir, settings):
+    exact = [faq_search(q).hits[0].external_id for q in ("パスワード忘れた", "返品したいです", "アプリある？")]
+    settings.FAQ_INDEX_EXACT_MAX = 10
+    index_update(from_scratch=True)
+    manifest = json.loads((index_dir / _current(index_dir) / "manifest.json").read_text())
+    assert manifest["index_kind"] == "hnsw"
+    approximate = [faq_search(q).hits[0].external_id for q in ("パスワード忘れた", "返品したいです", "アプリある？")]
+    assert approximate == exact
+
+
+def test_an_empty_knowledge_base_builds_an_empty_index(db, index_dir):
+    report = index_update()
+    assert report.entries == 0
+    result = faq_search("パスワード忘れた")
+    assert result.hits == [] and result.confident is False
+    assert FaqEntry.objects.count() == 0
