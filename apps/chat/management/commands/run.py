@@ -27,7 +27,7 @@ class Command(BaseCommand):
         if not no_demo and not FaqEntry.objects.exists():
             self.stdout.write(f"Loading the demo FAQ from {DEMO_FAQ} ...")
             call_command("import_faq", str(DEMO_FAQ))
-        call_command("rebuild_index", "--if-stale")
+        call_command("rebuild_index")  # a no-op when the saved index is current
         self.stdout.write(self.style.SUCCESS(f"Serving on http://{host}:{port}/chat/  (Ctrl+C to stop)"))
         from daphne.cli import CommandLineInterface
 

@@ -1,0 +1,187 @@
+"""Retrieval benchmark: query latency, index build rate, peak memory and approximate-index recall by KB size.
+
+    python bench/bench_retrieval.py                       # 1,000 entries (issue 2: p50 ≤ 20 ms)
+    python bench/bench_retrieval.py --sizes 1000,10000,100000 [--embedder use] [--queries 300]
+
+Each size runs in its own subprocess (so peak RSS is per size) on a throwaway SQLite database, with synthetic
+FAQ entries made from the demo FAQ (every entry's text is unique: the demo question/answer with a synthetic
+product name and number woven in). Queries are the demo dev set's customer questions, each asked once.
+
+Printed per size:
+- build: entries per second for a cold build (empty embedding cache: every text goes through the model) and
+  for a rebuild over unchanged text (everything from the cache);
+- query latency p50/p95 of `faq_search` (query embedding, BM25, FAISS, fusion and the database check);
+- recall@10 of the approximate (HNSW) index against exact search, when the size is above FAQ_INDEX_EXACT_MAX
+  (or always with --force-hnsw): the share of exact top-10 entries the approximate search also returns;
+- peak RSS of the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._common import DEMO_DEVSET, DEMO_FAQ, django_setup, read_jsonl  # noqa: E402
+
+BRANDS = ["さくら", "あおば", "ひかり", "こだま", "ゆずの木", "くすのき", "はるかぜ", "つばめ", "もみじ", "すずらん"]
+GOODS = [
+    "ドレッシング",
+    "洗剤",
+    "冷凍餃子",
+    "お米",
+    "牛乳",
+    "ヨーグルト",
+    "コーヒー豆",
+    "ティッシュ",
+    "おむつ",
+    "ドッグフード",
+    "野菜セット",
+    "食パン",
+    "ミネラルウォーター",
+    "シャンプー",
+    "キッチンペーパー",
+    "冷凍うどん",
+    "味噌",
+    "卵",
+    "緑茶",
+    "バナナ",
+]
+
+
+def synthetic_rows(n: int):
+    from apps.faq.services import FaqRow
+
+    demo = read_jsonl(DEMO_FAQ)
+    rng = random.Random(42)
+    rows = []
+    for i in range(n):
+        base = demo[i % len(demo)]
+        product = f"{rng.choice(BRANDS)}{rng.choice(GOODS)}{i}号"
+        rows.append(
+            FaqRow(
+                external_id=f"SYN-{i:06d}",
+                question=f"{product}について：{base['question']}",
+                answer=f"{product}の場合のご案内です。{base['answer']}",
+                category=base["category"],
+                alt_questions=tuple(f"{product} {a}" for a in base.get("alt_questions", [])[:2]),
+            )
+        )
+    return rows
+
+
+def run_one(size: int, queries: int, force_hnsw: bool) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="karakuri-bench-cache-"))
+    os.environ["FAQ_CACHE_DIR"] = str(work / "cache")  # cold: nothing embedded yet
+    if force_hnsw:
+        os.environ["FAQ_INDEX_EXACT_MAX"] = "0"
+    django_setup()
+    from django.conf import settings
+
+    import apps.faq.services as services
+    from apps.faq.index import index_update, live_index
+    from apps.faq.search import faq_search, score_entries
+    from apps.faq.text import text_normalize
+
+    services._index_update_after_commit = lambda revision: None  # the build is timed explicitly below
+    rows = synthetic_rows(size)
+    for start in range(0, size, 5000):
+        services.faq_entries_upsert(rows=rows[start : start + 5000], actor="bench")
+
+    # Load the models and compile the user dictionary first: the rate is for embedding and indexing.
+    from apps.faq.embedders import embedder_get
+    from apps.faq.text import text_tokens
+
+    embedder_get()
+    text_tokens("ウォームアップ")
+    cold = index_update()
+    warm = index_update(from_scratch=True)
+    dev = [q["query"] for q in read_jsonl(DEMO_DEVSET)]
+    faq_search("ウォームアップ")
+    latencies = []
+    for q in (dev * (1 + queries // max(1, len(dev))))[:queries]:
+        latencies.append(faq_search(q).took_ms)
+
+    index = live_index.get()
+    recall = None
+    if index.manifest["index_kind"] == "hnsw":
+        w_s, w_p = settings.FAQ_FUSION_SPARSE_WEIGHT, settings.FAQ_FUSION_PHRASE_WEIGHT
+        found = total = 0
+        for q in dev[:100]:
+            text = text_normalize(q)
+            tops = []
+            for exhaustive in (True, False):
+                s = score_entries(index, text, exhaustive=exhaustive)
+                fused = (1 - w_s) * (w_p * s.phrase + (1 - w_p) * s.doc) + w_s * s.sparse
+                tops.append({int(s.positions[i]) for i in np.argsort(-fused)[:10]})
+            found += len(tops[0] & tops[1])
+            total += len(tops[0])
+        recall = found / total
+    return {
+        "entries": size,
+        "embedder": settings.FAQ_EMBEDDER,
+        "index_kind": index.manifest["index_kind"],
+        "vectors": index.manifest["phrase_vectors"] + index.manifest["entries"],
+        "build_cold_entries_per_s": size / cold.seconds,
+        "build_cold_s": cold.seconds,
+        "texts_embedded_cold": cold.embedded,
+        "rebuild_cached_entries_per_s": size / warm.seconds,
+        "query_p50_ms": float(np.percentile(latencies, 50)),
+        "query_p95_ms": float(np.percentile(latencies, 95)),
+        "queries": len(latencies),
+        "recall@10_vs_exact": recall,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000", help="comma-separated entry counts (default 1000)")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--embedder", default=None, help="FAQ_EMBEDDER value (default: the setting)")
+    parser.add_argument("--force-hnsw", action="store_true", help="use the approximate index at every size")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.embedder:
+        os.environ["FAQ_EMBEDDER"] = args.embedder
+    if args.one:
+        print(json.dumps(run_one(args.one, args.queries, args.force_hnsw)))
+        return
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        command = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries)]
+        if args.force_hnsw:
+            command.append("--force-hnsw")
+        started = time.perf_counter()
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        result["wall_s"] = time.perf_counter() - started
+        results.append(result)
+        if not args.json:
+            recall = result["recall@10_vs_exact"]
+            print(
+                f"{size:>7} entries ({result['embedder']}, {result['index_kind']}, {result['vectors']} vectors): "
+                f"query p50 {result['query_p50_ms']:.1f} ms  p95 {result['query_p95_ms']:.1f} ms | "
+                f"build {result['build_cold_entries_per_s']:.1f} entries/s cold "
+                f"({result['build_cold_s']:.0f} s), {result['rebuild_cached_entries_per_s']:.0f} entries/s cached | "
+                f"recall@10 vs exact {'-' if recall is None else f'{recall:.3f}'} | "
+                f"peak RSS {result['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
+    if args.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
