@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.faq",
     "apps.llm",
     "apps.chat",
+    "apps.console",
     "apps.training",
 ]
 

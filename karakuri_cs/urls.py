@@ -8,4 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("apps.chat.urls")),
+    path("console/training/", include("apps.training.urls")),
+    path("console/", include("apps.console.urls")),
+    path("api/training/", include("apps.training.api_urls")),
 ]
