@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -17,8 +18,10 @@ from apps.chat import events
 from apps.chat.models import Conversation, Message
 from apps.chat.services import bot_reply_save
 from apps.faq.search import SearchResult, faq_search
+from apps.llm.attributes import resolve_attributes
 from apps.llm.backends import get_backend
 from apps.llm.backends.template import fallback_reply_text
+from apps.llm.checks import reply_check
 from apps.llm.types import ChatTurn, FaqContext, ReplyRequest
 
 logger = logging.getLogger(__name__)
@@ -66,7 +69,6 @@ def _bot_still_answers(conversation_id: Any) -> bool:
 
 def reply_generate(*, customer_message_id: int) -> Message | None:
     """Answer one customer message. Returns the saved reply, or None when the bot must stay silent."""
-    started = time.perf_counter()
     customer_message = Message.objects.select_related("conversation").get(id=customer_message_id)
     conversation_id = customer_message.conversation_id
     if not customer_message.conversation.bot_answers:
@@ -74,37 +76,80 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
     if Message.objects.filter(in_reply_to_id=customer_message_id, role=Message.Role.BOT).exists():
         return None  # a retried task: the reply is already there
 
+    def on_start() -> None:
+        events.publish(conversation_id, events.reply_started(customer_message.seq))
+
+    def on_token(index: int, piece: str) -> bool:
+        events.publish(conversation_id, events.reply_token(customer_message.seq, index, piece))
+        if index % _STATUS_CHECK_EVERY == _STATUS_CHECK_EVERY - 1 and not _bot_still_answers(conversation_id):
+            return False
+        return True
+
+    composed = _reply_compose(customer_message, on_start=on_start, on_token=on_token)
+    if composed is None:
+        events.publish(conversation_id, events.reply_stopped(customer_message.seq))
+        return None
+    text, provenance = composed
+    reply = bot_reply_save(customer_message_id=customer_message_id, text=text, provenance=provenance)
+    if reply is None:
+        events.publish(conversation_id, events.reply_stopped(customer_message.seq))
+    return reply
+
+
+def reply_draft(*, customer_message_id: int) -> tuple[str, dict[str, Any]]:
+    """What the bot would answer to a customer message, with the same provenance as a saved reply, saving and
+    publishing nothing: the operator console's copilot draft while a person holds the conversation."""
+    customer_message = Message.objects.select_related("conversation").get(id=customer_message_id)
+    composed = _reply_compose(customer_message)
+    assert composed is not None  # nothing can stop a draft
+    return composed
+
+
+def _reply_compose(
+    customer_message: Message,
+    *,
+    on_start: Callable[[], None] | None = None,
+    on_token: Callable[[int, str], bool] | None = None,
+) -> tuple[str, dict[str, Any]] | None:
+    """Retrieval, generation, checks: the reply text and its provenance. `on_token` returning False stops
+    generation, and then None is returned."""
+    started = time.perf_counter()
     search = faq_search(customer_message.text, k=settings.REPLY_FAQ_CONTEXT)
     retrieved = time.perf_counter()
     request = reply_request_build(customer_message=customer_message, search=search)
-    backend = get_backend()
-    events.publish(conversation_id, events.reply_started(customer_message.seq))
+    if on_start is not None:
+        on_start()
 
     pieces: list[str] = []
     first_token_at: float | None = None
     failure: dict[str, str] | None = None
     stopped = False
-    stream = backend.stream(request)
+    backend_name, model_id = settings.REPLY_BACKEND, "unavailable"
+    stream = None
     try:
+        # Inside the try: a backend that cannot start (no weights, no Neuron SDK) still gets the customer the
+        # FAQ-based reply, and the reason is recorded with it.
+        backend = get_backend()
+        backend_name, model_id = backend.name, backend.model_id
+        stream = backend.stream(request)
         for index, piece in enumerate(stream):
             if first_token_at is None:
                 first_token_at = time.perf_counter()
             pieces.append(piece)
-            events.publish(conversation_id, events.reply_token(customer_message.seq, index, piece))
-            if index % _STATUS_CHECK_EVERY == _STATUS_CHECK_EVERY - 1 and not _bot_still_answers(conversation_id):
+            if on_token is not None and not on_token(index, piece):
                 stopped = True
                 break
     except Exception as exc:  # any backend fault: the customer still gets a safe reply
-        logger.exception("backend %s failed", backend.name)
-        failure = {"check": "backend", "reason": f"{type(exc).__name__}: {exc}"[:500]}
+        logger.exception("backend %s failed", backend_name)
+        kind = getattr(exc, "kind", "error")
+        failure = {"check": "backend", "kind": kind, "reason": f"{type(exc).__name__}: {exc}"[:500]}
     finally:
-        close = getattr(stream, "close", None)
+        close = getattr(stream, "close", None) if stream is not None else None
         if close is not None:
             close()  # stops generation early when we broke out of the loop
     generated = time.perf_counter()
 
     if stopped:
-        events.publish(conversation_id, events.reply_stopped(customer_message.seq))
         return None
 
     text = "".join(pieces).strip()
@@ -132,9 +177,9 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
         "cited_faq_ids": cited,
         "confident": search.confident,
         "kb_revision": search.kb_revision,
-        "backend": backend.name,
-        "model_id": backend.model_id,
-        "attributes": dict(request.attributes) if request.attributes else None,
+        "backend": backend_name,
+        "model_id": model_id,
+        "attributes": resolve_attributes(request.attributes),
         "checks": {"passed": not fell_back, "failures": ([failure] if failure else []) + checks},
         "fallback": fell_back,
         "timings_ms": {
@@ -144,16 +189,9 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
             "total": round((time.perf_counter() - started) * 1000, 2),
         },
     }
-    reply = bot_reply_save(customer_message_id=customer_message_id, text=text, provenance=provenance)
-    if reply is None:
-        events.publish(conversation_id, events.reply_stopped(customer_message.seq))
-    return reply
+    return text, provenance
 
 
 def _reply_check_failures(text: str, request: ReplyRequest) -> list[dict[str, str]]:
-    try:
-        from apps.llm.checks import reply_check
-    except ImportError:  # the checks module arrives with the KARAKURI backends
-        return []
     result = reply_check(text, request)
     return [] if result.ok else list(result.failures)

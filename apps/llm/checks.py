@@ -150,7 +150,19 @@ def keigo_failures(text: str) -> list[dict[str, str]]:
 
 # --- word lists ----------------------------------------------------------------------------------------------
 
-LETTER_STYLE = ("拝啓", "敬具", "前略", "草々", "謹啓", "謹白", "拝具", "時下", "ご清栄", "ご清祥", "お慶び申し上げます")
+LETTER_STYLE = (
+    "拝啓",
+    "敬具",
+    "前略",
+    "草々",
+    "謹啓",
+    "謹白",
+    "拝具",
+    "時下",
+    "ご清栄",
+    "ご清祥",
+    "お慶び申し上げます",
+)
 TRANSLATED_PHRASES = (
     re.compile(r"親愛なる"),
     re.compile(r"様へ(?:[、。,!！\s]|$)", re.MULTILINE),
@@ -177,9 +189,7 @@ SLANG = re.compile(
     r"じゃん|っす(?:[。!！]|$)|マジ|まじで|ヤバ|やば[いっ]|ウケる|めっちゃ|[wｗ]{2,}|[(（]笑[)）]|だよ[ねー！!。]?|だね[ー！!。]",
     re.MULTILINE,
 )
-EMOJI = re.compile(
-    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U00002b00-\U00002bff\U0000fe0f\U0000200d\U000020e3]"
-)
+EMOJI = re.compile("[\U0001f000-\U0001faff\U00002600-\U000027bf\U00002b00-\U00002bff\U0000fe0f\U0000200d\U000020e3]")
 
 
 def word_list_failures(text: str, *, allowed: str = "") -> list[dict[str, str]]:
@@ -197,8 +207,8 @@ def word_list_failures(text: str, *, allowed: str = "") -> list[dict[str, str]]:
     overuse = len(SASETE_ITADAKU.findall(text))
     if overuse > SASETE_ITADAKU_MAX:
         failures.append(_failure("double_honorific", f"「させていただく」 used {overuse} times"))
-    if match := RYOKAI.search(text):
-        failures.append(_failure("ryokai", f"「{match.group()}」 to a customer (use 承知いたしました)"))
+    if ryokai := RYOKAI.search(text):
+        failures.append(_failure("ryokai", f"「{ryokai.group()}」 to a customer (use 承知いたしました)"))
     for match in SLANG.finditer(text):
         failures.append(_failure("emoji_slang", f"casual wording 「{match.group()}」"))
     emoji = sorted({c for c in EMOJI.findall(text) if c not in allowed and c not in "\ufe0f\u200d\u20e3"})
@@ -220,7 +230,9 @@ _DATE = re.compile(
     r"(?:(?P<y>\d{4})\s?年\s?)?(?P<m>\d{1,2})\s?月\s?(?P<d>\d{1,2})\s?日"
     r"|(?P<y2>\d{4})[/-](?P<m2>\d{1,2})[/-](?P<d2>\d{1,2})"
 )
-_TIME = re.compile(r"(?<!\d)(?P<h>\d{1,2}):(?P<min>\d{2})(?!\d)|(?<!\d)(?P<h2>\d{1,2})\s?時(?!間)(?:\s?(?P<min2>\d{1,2})\s?分|(?P<half>半))?")
+_TIME = re.compile(
+    r"(?<!\d)(?P<h>\d{1,2}):(?P<min>\d{2})(?!\d)|(?<!\d)(?P<h2>\d{1,2})\s?時(?!間)(?:\s?(?P<min2>\d{1,2})\s?分|(?P<half>半))?"
+)
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,13 @@
 
 `reply_chain` is retriever → prompt → model → checks. The retriever is injected (any callable from the
 customer's text to FAQ entries and a confidence verdict), because apps/llm never touches the database; the
-chat app passes its own search. Each step adds one key to a dict, so a deployment can swap a step or add one:
+chat app passes its own search. Each step adds keys to a dict, so a deployment can swap a step or add one:
 
     {"question" | "turns", ...} → +request (ReplyRequest) → +prompt (ReplyPromptValue) → +message (AIMessage,
-    streamed token by token) → +outcome (ReplyOutcome: the text to send, the check result, whether it fell back)
+    streamed token by token) +outcome (ReplyOutcome: the text to send, the check result, whether it fell back)
+
+Model and checks share the last step so that closing the stream stops generation (see _GenerateAndCheckStep);
+both halves are public on their own: KarakuriChatModel and reply_outcome().
 
 A backend error or a failed check never raises out of the chain: the outcome carries the FAQ-based fallback
 reply and the reason, like the chat pipeline.
@@ -17,7 +20,7 @@ reply and the reason, like the chat pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -27,7 +30,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.prompt_values import PromptValue
-from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables.utils import AddableDict
 from pydantic import ConfigDict
 
 from apps.llm.backends.template import fallback_reply_text
@@ -210,40 +214,89 @@ def _request_step(retriever: Retriever) -> Callable[[Mapping[str, Any]], ReplyRe
     return build
 
 
-def _generate_step(model: BaseChatModel) -> Callable[[Mapping[str, Any]], Iterator[AIMessageChunk]]:
-    def generate(inputs: Mapping[str, Any]) -> Iterator[AIMessageChunk]:
-        stream = model.stream(inputs["prompt"])
+def _merged(chunks: Iterator[Mapping[str, Any]]) -> AddableDict:
+    merged = AddableDict()
+    for chunk in chunks:
+        merged = merged + AddableDict(chunk)
+    return merged
+
+
+def _backend_error_chunk(exc: BackendError) -> AddableDict:
+    # Recorded, not raised: the checks step turns it into the fallback reply.
+    error = {"check": "backend", "reason": f"{exc.kind}: {exc}"[:500]}
+    return AddableDict(message=AIMessageChunk(content="", response_metadata={"backend_error": error}))
+
+
+class _GenerateAndCheckStep:
+    """Passes the request and prompt on, streams the model's chunks under "message", then adds "outcome".
+
+    One generator step, last in the chain, on purpose: when a stream is closed early, langchain drains the input
+    of every step still open (to report it to tracing), so a checks step after the model step would pull the rest
+    of the generation through. Last in the sequence, this generator is simply closed, which closes the backend's
+    generator and stops the model. (RunnablePassthrough.assign would not do either: it runs its mapper in an
+    executor that keeps pulling.)
+    """
+
+    def __init__(self, model: BaseChatModel, max_chars: int) -> None:
+        self.model = model
+        self.max_chars = max_chars
+
+    def _outcome(self, inputs: Mapping[str, Any], message: AIMessageChunk | None) -> AddableDict:
+        return AddableDict(outcome=reply_outcome(inputs["request"], message, max_chars=self.max_chars))
+
+    def transform(self, chunks: Iterator[Mapping[str, Any]]) -> Iterator[AddableDict]:
+        inputs = _merged(chunks)
+        yield inputs
+        message: Any = None
+        stream: Any = self.model.stream(inputs["prompt"])
         try:
             for chunk in stream:
-                yield chunk  # type: ignore[misc]
+                message = chunk if message is None else message + chunk
+                yield AddableDict(message=chunk)
         except BackendError as exc:
-            # Recorded, not raised: the checks step turns it into the fallback reply.
-            error = {"check": "backend", "reason": f"{exc.kind}: {exc}"[:500]}
-            yield AIMessageChunk(content="", response_metadata={"backend_error": error})
+            error = _backend_error_chunk(exc)
+            message = error["message"] if message is None else message + error["message"]
+            yield error
         finally:
             stream.close()
+        yield self._outcome(inputs, message)
 
-    return generate
+    async def atransform(self, chunks: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[AddableDict]:
+        inputs: Any = AddableDict()
+        async for piece in chunks:
+            inputs = inputs + AddableDict(piece)
+        yield inputs
+        message: Any = None
+        stream: Any = self.model.astream(inputs["prompt"])
+        try:
+            async for chunk in stream:
+                message = chunk if message is None else message + chunk
+                yield AddableDict(message=chunk)
+        except BackendError as exc:
+            error = _backend_error_chunk(exc)
+            message = error["message"] if message is None else message + error["message"]
+            yield error
+        finally:
+            await stream.aclose()
+        yield self._outcome(inputs, message)
 
 
-def _outcome_step(max_chars: int) -> Callable[[Mapping[str, Any]], ReplyOutcome]:
-    def outcome(inputs: Mapping[str, Any]) -> ReplyOutcome:
-        request: ReplyRequest = inputs["request"]
-        message: BaseMessage = inputs["message"]
-        generated = str(message.content).strip()
-        error = message.response_metadata.get("backend_error")
-        check = CheckResult([error]) if error else reply_check(generated, request, max_chars=max_chars)
-        if check.ok:
-            return ReplyOutcome(reply=generated, generated=generated, check=check, fallback=False)
-        return ReplyOutcome(
-            reply=fallback_reply_text(request),
-            generated=generated,
-            check=check,
-            fallback=True,
-            failures=list(check.failures),
-        )
-
-    return outcome
+def reply_outcome(
+    request: ReplyRequest, message: BaseMessage | None, *, max_chars: int = DEFAULT_MAX_CHARS
+) -> ReplyOutcome:
+    """Check a generated message; the FAQ-based fallback reply when the check or the backend failed."""
+    generated = str(message.content).strip() if message is not None else ""
+    error = message.response_metadata.get("backend_error") if message is not None else None
+    check = CheckResult([error]) if error else reply_check(generated, request, max_chars=max_chars)
+    if check.ok:
+        return ReplyOutcome(reply=generated, generated=generated, check=check, fallback=False)
+    return ReplyOutcome(
+        reply=fallback_reply_text(request),
+        generated=generated,
+        check=check,
+        fallback=True,
+        failures=list(check.failures),
+    )
 
 
 def reply_chain(
@@ -268,6 +321,9 @@ def reply_chain(
         | RunnablePassthrough.assign(
             prompt=itemgetter("request") | RunnableLambda(ReplyPromptValue.from_request, name="prompt")
         )
-        | RunnablePassthrough.assign(message=RunnableLambda(_generate_step(model), name="generate"))
-        | RunnablePassthrough.assign(outcome=RunnableLambda(_outcome_step(max_chars), name="checks"))
+        | _generator(_GenerateAndCheckStep(model, max_chars), name="generate_and_check")
     )
+
+
+def _generator(step: Any, *, name: str) -> RunnableGenerator:
+    return RunnableGenerator(step.transform, step.atransform, name=name)

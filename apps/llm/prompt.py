@@ -32,8 +32,9 @@ from apps.llm.errors import PromptTooLong, UnsafePrompt
 from apps.llm.texts import get_texts
 from apps.llm.types import ChatTurn, FaqContext, ReplyRequest
 
-BUILTIN_FORMAT = "karakuri-70b-chat-v0.1"
-CHAT_TEMPLATE_FORMAT = "chat-template"
+PromptFormat = Literal["karakuri-70b-chat-v0.1", "chat-template"]
+BUILTIN_FORMAT: PromptFormat = "karakuri-70b-chat-v0.1"
+CHAT_TEMPLATE_FORMAT: PromptFormat = "chat-template"
 BUILTIN_BOS = "<s>"
 BUILTIN_EOS = "</s>"
 
@@ -60,7 +61,7 @@ class RenderedPrompt:
 
     text: str
     token_ids: tuple[int, ...] | None
-    format: Literal["karakuri-70b-chat-v0.1", "chat-template"]
+    format: PromptFormat
     attributes: dict[str, int]
     messages: tuple[dict[str, Any], ...]
     faq_ids: tuple[str, ...]
@@ -86,7 +87,8 @@ def _fold(text: str) -> tuple[str, list[int]]:
 
 
 def _special_pattern(special_tokens: Sequence[str]) -> re.Pattern[str] | None:
-    tokens = sorted({t for t in special_tokens if t and t.strip()}, key=len, reverse=True)
+    # One-character tokens cannot be broken apart; the control-id count after rendering still guards them.
+    tokens = sorted({t for t in special_tokens if len(t.strip()) > 1}, key=len, reverse=True)
     return re.compile("|".join(re.escape(t) for t in tokens)) if tokens else None
 
 
@@ -111,16 +113,16 @@ def _neutralise(text: str, pattern: re.Pattern[str]) -> str:
 def sanitize_text(text: str, *, special_tokens: Sequence[str] = ()) -> str:
     """The copy of untrusted text the model sees: no format markers, no special tokens, no control characters.
 
-    Only the characters that would make structure change (the brackets of a marker, or a word joiner inside a
-    bracket-less special token); everything else reads as typed.
+    Only what would make structure is changed (the brackets of a marker become CJK brackets; a bracket-less
+    special token gets a word joiner after its first character); everything else reads as typed.
     """
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     patterns = [_FORMAT_MARKERS]
     special = _special_pattern(special_tokens)
     if special is not None:
         patterns.append(special)
-    # Swapping brackets can never form a new marker, but one pass per pattern may expose nothing new either;
-    # loop until stable so the postcondition below holds by construction.
+    # Neutralising one pattern cannot create a match of another, but loop until stable all the same, so that the
+    # check below is a real postcondition rather than a hope.
     for _ in range(4):
         before = text
         for pattern in patterns:
@@ -211,7 +213,12 @@ def _apply_template(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str
     def run(msgs: list[dict[str, Any]]) -> tuple[str, list[int]]:
         text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         ids = tokenizer.apply_chat_template(
-            msgs, tokenize=True, add_generation_prompt=True, return_dict=False, sanitize_control_tokens=True
+            msgs,
+            tokenize=True,
+            add_generation_prompt=True,
+            return_dict=False,
+            sanitize_control_tokens=True,
+            tokenizer_kwargs={"verbose": False},
         )
         return text, list(ids)
 
@@ -263,7 +270,8 @@ class _Renderer:
         text = _render_builtin(system, turns, self.attributes, self.bos, self.eos)
         if self.tokenizer is None:
             return text, None, messages
-        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        # verbose=False: a prompt over the model's length is normal here, before it is fitted.
+        ids = list(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
         expected: dict[int, int] = {}
         for token, count in (
             (self.tokenizer.bos_token_id, (len(turns) + 1) // 2),
@@ -349,7 +357,11 @@ def render_prompt(
             return build(turns, [_cut_faq(best, keep)], **extra)
     # The customer's message itself is too long: shorten it, with the best FAQ answer whole if possible.
     for kept_faq in (faq, [_cut_faq(f, 0) for f in faq[:1]]):
-        keep = _longest_prefix(len(last.content), lambda n: fits(build([_cut_turn(last, n)], kept_faq, **extra)))
+
+        def fits_with(n: int, kept: Sequence[FaqContext] = kept_faq) -> bool:
+            return fits(build([_cut_turn(last, n)], kept, **extra))
+
+        keep = _longest_prefix(len(last.content), fits_with)
         if keep is not None:
             return build([_cut_turn(last, keep)], kept_faq, **extra)
     raise PromptTooLong(f"the system text alone needs more than {max_prompt_tokens} tokens")

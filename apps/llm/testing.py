@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from apps.llm.attributes import ATTRIBUTE_NAMES
 
@@ -126,6 +127,7 @@ def build_tiny_model(out_dir: Path | str, *, arch: str = "llama", seed: int = 0)
         "tie_word_embeddings": False,
     }
     torch.manual_seed(seed)
+    model: Any
     if arch == "llama":
         model = LlamaForCausalLM(LlamaConfig(**common))
     elif arch == "mixtral":

@@ -18,7 +18,9 @@ NOT_FOUND = (
 )
 
 # Used when a generated reply fails its checks or the backend fails: the best FAQ answer, with a person offered.
-FALLBACK_APOLOGY = "申し訳ございません。ただいま回答の作成に時間がかかっております。よくあるご質問からご案内いたします。"
+FALLBACK_APOLOGY = (
+    "申し訳ございません。ただいま回答の作成に時間がかかっております。よくあるご質問からご案内いたします。"
+)
 OFFER_PERSON = "ご不明な点が解消しない場合は、担当者におつなぎいたしますので「担当者と話す」ボタンを押してください。"
 
 # --- Sent to the model (apps.llm.prompt). The system text goes into the first user turn only. ---

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,12 @@ def reply_request_to_dict(request: ReplyRequest) -> dict[str, object]:
     }
 
 
-def reply_request_from_dict(data: Mapping[str, object]) -> ReplyRequest:
-    turns = data.get("turns") or []
-    faq = data.get("faq") or []
+def reply_request_from_dict(data: Mapping[str, Any]) -> ReplyRequest:
     return ReplyRequest(
-        turns=tuple(ChatTurn(role=t["role"], content=t["content"]) for t in turns),  # type: ignore[index,union-attr]
-        faq=tuple(FaqContext(**f) for f in faq),  # type: ignore[arg-type,union-attr]
+        turns=tuple(ChatTurn(role=t["role"], content=t["content"]) for t in data.get("turns") or ()),
+        faq=tuple(FaqContext(**f) for f in data.get("faq") or ()),
         confident=bool(data.get("confident", False)),
         is_first_reply=bool(data.get("is_first_reply", True)),
-        attributes=data.get("attributes") or None,  # type: ignore[arg-type]
-        extra=dict(data.get("extra") or {}),  # type: ignore[call-overload]
+        attributes=data.get("attributes") or None,
+        extra=dict(data.get("extra") or {}),
     )

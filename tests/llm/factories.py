@@ -42,7 +42,10 @@ def demo_faq() -> list[FaqContext]:
             raw = json.loads(line)
             entries.append(
                 FaqContext(
-                    faq_id=raw["id"], question=raw["question"], answer=raw["answer"], score=round(0.9 - index * 0.005, 4)
+                    faq_id=raw["id"],
+                    question=raw["question"],
+                    answer=raw["answer"],
+                    score=round(0.9 - index * 0.005, 4),
                 )
             )
     return entries

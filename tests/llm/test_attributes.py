@@ -44,7 +44,15 @@ def test_it_parses_a_deployment_spec():
 
 @pytest.mark.parametrize(
     "spec",
-    ["verbosity=5", "verbosity=-1", "verbosity=two", "verbosity=2.5", "politeness=4", "verbosity", "verbosity=2 verbosity=3"],
+    [
+        "verbosity=5",
+        "verbosity=-1",
+        "verbosity=two",
+        "verbosity=2.5",
+        "politeness=4",
+        "verbosity",
+        "verbosity=2 verbosity=3",
+    ],
 )
 def test_it_rejects_bad_specs(spec):
     with pytest.raises(InvalidAttributes):

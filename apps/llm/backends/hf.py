@@ -59,21 +59,31 @@ def reply_end_ids(model: Any, tokenizer: Any) -> list[int]:
     return ids
 
 
-def stopping_criteria(run: GenerationRun, *, count_from_ids: bool = True) -> Any:
-    """A StoppingCriteriaList that ends generation once `run` is cancelled or past its deadline.
-
-    `count_from_ids=False` for callers that pass the prompt ids every step (transformers-neuronx); the token count
-    then comes from elsewhere.
-    """
+def stopping_criteria(run: GenerationRun) -> Any:
+    """A StoppingCriteriaList that ends generation once `run` is cancelled or past its deadline."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     class _CancelOrDeadline(StoppingCriteria):
-        def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-            stop = run.should_stop(input_ids.shape[-1] if count_from_ids else None)
+        def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> Any:
+            stop = run.should_stop(input_ids.shape[-1])
             return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
     return StoppingCriteriaList([_CancelOrDeadline()])
+
+
+def reply_streamer(tokenizer: Any, end_ids: list[int], *, timeout: float, skip_prompt: bool) -> Any:
+    """A TextIteratorStreamer that never shows an end-of-reply token, even one the tokenizer calls ordinary."""
+    from transformers import TextIteratorStreamer
+
+    class _ReplyStreamer(TextIteratorStreamer):
+        def put(self, value: Any) -> None:
+            is_prompt = self.skip_prompt and self.next_tokens_are_prompt
+            if not is_prompt and value.numel() == 1 and int(value.reshape(-1)[0]) in end_ids:
+                return
+            super().put(value)
+
+    return _ReplyStreamer(tokenizer, skip_prompt=skip_prompt, timeout=timeout, skip_special_tokens=True)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -148,9 +158,10 @@ class HfBackend:
 
         self.device = resolve_device(device)
         self.tokenizer = load_tokenizer(str(model_dir))
-        self.model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             model_dir, dtype=resolve_dtype(dtype, self.device), local_files_only=True
-        ).to(self.device)
+        )
+        self.model = model.to(self.device)
         self.model.eval()
         self._torch = torch
         self.model_id = f"{self.name}:{model_dir.name}"
@@ -173,14 +184,12 @@ class HfBackend:
         yield from clean_stream(self._generate(prompt), stops=prompt.stop, backend=self.name)
 
     def _generate(self, prompt: RenderedPrompt) -> Iterator[str]:
-        from transformers import TextIteratorStreamer
-
         torch = self._torch
         assert prompt.token_ids is not None
         input_ids = torch.tensor([prompt.token_ids], dtype=torch.long, device=self.device)
         run = GenerationRun(prompt_tokens=input_ids.shape[-1], deadline=time.monotonic() + self.timeout)
         self.last_run = run
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, timeout=self.timeout, skip_special_tokens=True)
+        streamer = reply_streamer(self.tokenizer, self.eos_token_ids, timeout=self.timeout, skip_prompt=True)
         kwargs: dict[str, Any] = {
             "input_ids": input_ids,
             "attention_mask": torch.ones_like(input_ids),

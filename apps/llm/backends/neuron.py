@@ -32,7 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from apps.llm.backends.hf import iterate_streamer, reply_end_ids, stopping_criteria
+from apps.llm.backends.hf import iterate_streamer, reply_end_ids
 from apps.llm.errors import BackendUnavailable
 from apps.llm.prompt import RenderedPrompt, load_tokenizer, render_prompt
 from apps.llm.streaming import GenerationRun, clean_stream
@@ -216,6 +216,18 @@ class _TokenStreamer:
         self.inner.end()
 
 
+class _CancelOrDeadline(list):
+    """transformers-neuronx's StoppingCriteriaList protocol: called with (prompt ids, probs) each step, returns a
+    plain bool (its own list class is `any()` over criteria returning bools, unlike transformers' tensors)."""
+
+    def __init__(self, run: GenerationRun) -> None:
+        super().__init__()
+        self.run = run
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+        return self.run.should_stop()
+
+
 class _SampleAborted(Exception):
     """Raised from the streamer to leave sample() on releases without stopping_criteria_list."""
 
@@ -255,8 +267,7 @@ class NeuronBackend:
         self.timeout = timeout
         self.end_ids = reply_end_ids(_HfConfigView(self.model_dir), self.tokenizer)
         parameters = inspect.signature(self.model.sample).parameters
-        # sample() tests the list's result with `if`, which only works for a batch of one.
-        self._has_stopping_criteria = "stopping_criteria_list" in parameters and options.batch_size == 1
+        self._has_stopping_criteria = "stopping_criteria_list" in parameters
         self._has_eos_override = "eos_token_override" in parameters
         self._lock = threading.Lock()
         self.last_run: GenerationRun | None = None
@@ -293,7 +304,7 @@ class NeuronBackend:
         if self.temperature > 0:
             kwargs.update(temperature=float(self.temperature), top_p=float(self.top_p))
         if self._has_stopping_criteria:
-            kwargs["stopping_criteria_list"] = stopping_criteria(run, count_from_ids=False)
+            kwargs["stopping_criteria_list"] = _CancelOrDeadline(run)
         if self._has_eos_override:
             kwargs["eos_token_override"] = self.end_ids[0]
 
@@ -321,6 +332,7 @@ class _HfConfigView:
     def __init__(self, model_dir: Path) -> None:
         from transformers import GenerationConfig
 
+        self.generation_config: GenerationConfig | None
         try:
             self.generation_config = GenerationConfig.from_pretrained(str(model_dir), local_files_only=True)
         except OSError:

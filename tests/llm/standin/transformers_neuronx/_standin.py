@@ -5,9 +5,10 @@ import json
 import os
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, StoppingCriteriaList
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from transformers_neuronx import CALLS
+from transformers_neuronx.stopping_criteria import StoppingCriteriaList
 
 
 class StandInSamplingModel:
@@ -136,7 +137,9 @@ class StandInSamplingModel:
         if sequence_length > self.token_buckets[-1]:
             sequence_length = self.token_buckets[-1]
         eos_token_id = self.config.eos_token_id if eos_token_override is None else eos_token_override
-        stopping_criteria_list = stopping_criteria_list if stopping_criteria_list is not None else StoppingCriteriaList()
+        stopping_criteria_list = (
+            stopping_criteria_list if stopping_criteria_list is not None else StoppingCriteriaList()
+        )
         CALLS.append(("sample", context_length, sequence_length))
         out = self._hf(input_ids=input_ids, use_cache=True)
         cache = out.past_key_values
@@ -149,8 +152,10 @@ class StandInSamplingModel:
                 next_token_scores = next_token_scores / temperature
             top_values, top_indices = torch.topk(next_token_scores, top_k)
             probs = torch.nn.functional.softmax(top_values, dim=-1, dtype=torch.float32)
-            inputs_in_topk = torch.multinomial(probs, num_samples=1, replacement=True) if top_k > 1 else (
-                torch.zeros((batch_size, 1), dtype=torch.long)
+            inputs_in_topk = (
+                torch.multinomial(probs, num_samples=1, replacement=True)
+                if top_k > 1
+                else (torch.zeros((batch_size, 1), dtype=torch.long))
             )
             inputs = torch.gather(top_indices, 1, inputs_in_topk)
             done_flags = torch.logical_or(done_flags, inputs == eos_token_id)
@@ -163,7 +168,7 @@ class StandInSamplingModel:
                 break
             if stopping_criteria_list(input_ids, probs):
                 break
-            out = self._hf(input_ids=inputs, past_key_values=cache, use_cache=True)
+            out = self._hf(input_ids=inputs, cache=cache, use_cache=True)
             cache = out.past_key_values
             next_token_scores = out.logits[:, -1, :]
         CALLS.append(("sample_steps", steps))
