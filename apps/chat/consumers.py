@@ -13,7 +13,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from apps.chat import events, selectors, services
+from apps.chat import events, presence, selectors, services
 from apps.chat.errors import ChatError, invalid_field
 from apps.chat.texts_ja import ERRORS
 from apps.chat.tokens import conversation_id_from_token, conversation_token_for
@@ -35,6 +35,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.conversation_id is not None:
+            presence.customer_disconnected(self.conversation_id)
             await self.channel_layer.group_discard(events.conversation_group(self.conversation_id), self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -103,7 +104,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             }
         )
         await self.send_event({"type": "history", "messages": [events.message_payload(m) for m in messages]})
-        pending = await database_sync_to_async(selectors.reply_pending_for)(conversation_id=conversation.id)
+        presence.customer_connected(conversation.id)
+        pending = await database_sync_to_async(services.reply_resume)(conversation_id=conversation.id)
         if pending is not None:
             await self.send_event(events.reply_started(pending))
 

@@ -14,13 +14,16 @@ from typing import Any
 
 from django.conf import settings
 
-from apps.chat import events
+from apps.chat import events, presence
 from apps.chat.models import Conversation, Message
-from apps.chat.services import bot_reply_save
+from apps.chat.services import bot_reply_mark_abandoned, bot_reply_save
 from apps.faq.search import SearchResult, faq_search
 from apps.llm.attributes import resolve_attributes
 from apps.llm.backends import get_backend
-from apps.llm.backends.template import fallback_reply_text
+from apps.llm.backends.template import (
+    TemplateBackend,  # noqa: F401 - re-exported for tests
+    fallback_reply_text,
+)
 from apps.llm.checks import reply_check
 from apps.llm.types import ChatTurn, FaqContext, ReplyRequest
 
@@ -79,14 +82,25 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
     def on_start() -> None:
         events.publish(conversation_id, events.reply_started(customer_message.seq))
 
+    watches_sockets = customer_message.conversation.channel == "web"
+    absent_checks = 0
+
     def on_token(index: int, piece: str) -> bool:
+        nonlocal absent_checks
         events.publish(conversation_id, events.reply_token(customer_message.seq, index, piece))
-        if index % _STATUS_CHECK_EVERY == _STATUS_CHECK_EVERY - 1 and not _bot_still_answers(conversation_id):
+        if index % _STATUS_CHECK_EVERY != _STATUS_CHECK_EVERY - 1:
+            return True
+        if not _bot_still_answers(conversation_id):
             return False
-        return True
+        # A web customer with no socket open on two checks running has left (one check would stop the reply
+        # of a customer who is only reloading the page): stop spending model time on them.
+        absent_checks = absent_checks + 1 if watches_sockets and not presence.customer_sockets(conversation_id) else 0
+        return absent_checks < 2
 
     composed = _reply_compose(customer_message, on_start=on_start, on_token=on_token)
     if composed is None:
+        if absent_checks >= 2:
+            bot_reply_mark_abandoned(customer_message_id=customer_message_id)
         events.publish(conversation_id, events.reply_stopped(customer_message.seq))
         return None
     text, provenance = composed

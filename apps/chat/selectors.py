@@ -17,14 +17,3 @@ def conversation_messages_after(*, conversation_id: uuid.UUID, after_seq: int = 
     """Messages with seq > after_seq, oldest first (at most the latest HISTORY_LIMIT)."""
     newest = Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq).order_by("-seq")
     return list(newest[:HISTORY_LIMIT])[::-1]
-
-
-def reply_pending_for(*, conversation_id: uuid.UUID) -> int | None:
-    """The seq of the customer message the bot is still answering, if any."""
-    conversation = Conversation.objects.get(id=conversation_id)
-    if not conversation.bot_answers:
-        return None
-    last = Message.objects.filter(conversation_id=conversation_id).order_by("-seq").first()
-    if last is None or last.role != Message.Role.CUSTOMER:
-        return None
-    return last.seq

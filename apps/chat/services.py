@@ -89,6 +89,7 @@ def _message_append(
         provenance={**(provenance or {}), **({"in_reply_to_seq": in_reply_to.seq} if in_reply_to else {})},
     )
     transaction.on_commit(lambda: events.publish(conversation_id, events.message_created(message)))
+    transaction.on_commit(lambda: events.publish_operators_message(message))
     return message
 
 
@@ -149,6 +150,31 @@ def bot_reply_save(*, customer_message_id: int, text: str, provenance: dict) -> 
         )
 
 
+def bot_reply_mark_abandoned(*, customer_message_id: int) -> None:
+    """The customer left while their reply was being written and generation stopped; `reply_resume` picks it up
+    when they come back."""
+    message = Message.objects.get(id=customer_message_id)
+    message.provenance = {**message.provenance, "reply_abandoned": True}
+    message.save(update_fields=["provenance"])
+
+
+def reply_resume(*, conversation_id: uuid.UUID) -> int | None:
+    """When a customer reconnects: generate the reply that was abandoned when they left, if the bot still
+    answers. Returns the seq of the customer message being answered, if any."""
+    from apps.chat.dispatch import reply_schedule
+
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(id=conversation_id)
+        last = Message.objects.filter(conversation_id=conversation_id).order_by("-seq").first()
+        if not conversation.bot_answers or last is None or last.role != Message.Role.CUSTOMER:
+            return None
+        if last.provenance.get("reply_abandoned"):
+            last.provenance = {k: v for k, v in last.provenance.items() if k != "reply_abandoned"}
+            last.save(update_fields=["provenance"])
+            reply_schedule(customer_message_id=last.id)
+        return last.seq
+
+
 def message_feedback_set(*, conversation_id: uuid.UUID, seq: object, value: object) -> Message:
     """Record the customer's thumbs up (1), down (-1) or neither (None) on one of the bot's replies."""
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
@@ -163,6 +189,7 @@ def message_feedback_set(*, conversation_id: uuid.UUID, seq: object, value: obje
             raise ChatError("not_found", http_status=404)
         message = Message.objects.get(conversation_id=conversation_id, seq=seq)
         transaction.on_commit(lambda: events.publish(conversation_id, events.feedback_updated(message)))
+        transaction.on_commit(lambda: events.publish_operators_feedback(message))
     return message
 
 
@@ -183,4 +210,5 @@ def conversation_request_operator(*, conversation_id: uuid.UUID) -> Conversation
         _message_append(conversation_id=conversation_id, role=Message.Role.SYSTEM, text=HANDOFF_REQUESTED)
         status = conversation.status
         transaction.on_commit(lambda: events.publish(conversation_id, events.conversation_status(status)))
+        transaction.on_commit(lambda: events.publish_operators_conversation(conversation_id))
     return conversation

@@ -1,6 +1,10 @@
 """Japanese text the chat shows customers (errors and status notices), in one place."""
 
 HANDOFF_REQUESTED = "担当者に引き継ぎました。順番にご案内いたしますので、少々お待ちください。"
+# System notices when an operator takes over, hands back to the bot or closes (apps.chat.operator_services).
+OPERATOR_JOINED = "担当者が対応いたします。ここからは担当者がご案内いたします。"
+OPERATOR_HANDED_BACK = "担当者の対応が終了しました。引き続きAIアシスタントがご案内いたします。"
+CONVERSATION_CLOSED = "この会話は終了いたしました。ご利用いただき、ありがとうございました。"
 
 ERRORS = {
     "invalid_json": "送信内容を読み取れませんでした。",

@@ -271,3 +271,54 @@ async def test_html_in_a_message_is_stored_and_sent_as_plain_text(small_faq, com
     await receive_until(comm, is_bot_message)
     assert (await messages_of(ready["conversation_id"]))[0].text == text
     await comm.disconnect()
+
+
+class SlowBackend:
+    """Stands in for a real model generating slowly (a fault injector, not a model): yields 200 tokens, 20 ms
+    apart, and counts how many it produced before it was closed."""
+
+    name, model_id = "slow", "fault-injector"
+
+    def __init__(self) -> None:
+        self.produced = 0
+        self.closed = False
+
+    def stream(self, request):
+        import time
+
+        try:
+            for _ in range(200):
+                time.sleep(0.02)
+                self.produced += 1
+                yield "です。"
+        finally:
+            self.closed = True
+
+
+async def test_a_customer_who_leaves_mid_stream_stops_the_generation_and_gets_it_on_return(
+    small_faq, communicator_factory, monkeypatch
+):
+    from apps.chat import pipeline
+
+    slow = SlowBackend()
+    monkeypatch.setattr(pipeline, "get_backend", lambda: slow)
+    comm = await communicator_factory()
+    ready, _ = await hello(comm)
+    await send(comm, {"type": "message.send", "text": "パスワードを忘れた"})
+    await receive_until(comm, lambda e: e["type"] == "reply.token")
+    await comm.disconnect()
+    await replies_in_flight_wait()
+    assert slow.closed and slow.produced < 200, "generation stopped early"
+    stored = await messages_of(ready["conversation_id"])
+    assert [m.role for m in stored] == ["customer"]
+    assert stored[0].provenance.get("reply_abandoned") is True
+
+    from apps.llm.backends.template import TemplateBackend
+
+    monkeypatch.setattr(pipeline, "get_backend", lambda: TemplateBackend())
+    back = await communicator_factory()
+    await send(back, {"type": "hello", "token": ready["token"], "after_seq": 1})
+    events = await receive_until(back, is_bot_message)
+    assert {"type": "reply.started", "in_reply_to_seq": 1} in events
+    assert "再設定用のメール" in events[-1]["message"]["text"]
+    await back.disconnect()

@@ -37,9 +37,7 @@ class RudeBackend:
         yield "拝啓　パスワードは再設定できる。敬具"
 
 
-@pytest.mark.parametrize(
-    ("backend", "reason"), [(CrashingBackend(), "device lost"), (EmptyBackend(), "empty output")]
-)
+@pytest.mark.parametrize(("backend", "reason"), [(CrashingBackend(), "device lost"), (EmptyBackend(), "empty output")])
 def test_a_failing_backend_still_gives_a_safe_faq_reply(small_faq, monkeypatch, backend, reason):
     monkeypatch.setattr(pipeline, "get_backend", lambda: backend)
     conversation = services.conversation_create()
@@ -88,3 +86,18 @@ def test_history_turns_alternate_and_end_with_the_question(small_faq):
     request = pipeline.reply_request_build(customer_message=b, search=search)
     assert [t.role for t in request.turns] == ["user"]
     assert request.turns[-1].content == "一つ目\n二つ目"
+
+
+def test_a_backend_that_cannot_start_still_gives_a_safe_reply(small_faq, monkeypatch):
+    from apps.llm.errors import BackendUnavailable
+
+    def unavailable():
+        raise BackendUnavailable("transformers-neuronx is not installed")
+
+    monkeypatch.setattr(pipeline, "get_backend", unavailable)
+    conversation = services.conversation_create()
+    message, _ = services.customer_message_receive(conversation_id=conversation.id, text="パスワードを忘れた")
+    reply = Message.objects.get(in_reply_to=message)
+    assert reply.text.startswith(FALLBACK_APOLOGY)
+    failure = reply.provenance["checks"]["failures"][0]
+    assert failure["kind"] == "unavailable" and "transformers-neuronx" in failure["reason"]
