@@ -28,7 +28,9 @@ def conversation(client):
 
 def test_it_answers_a_question_over_http(small_faq, client, conversation):
     token = conversation["token"]
-    response = post(client, "/api/chat/messages/?wait=20", {"text": "返品のやり方を知りたい", "client_msg_id": "h1"}, token)
+    response = post(
+        client, "/api/chat/messages/?wait=20", {"text": "返品のやり方を知りたい", "client_msg_id": "h1"}, token
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["message"]["role"] == "customer"
@@ -102,7 +104,10 @@ def test_the_openapi_schema_describes_the_chat_api(db, client):
     response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     schema = json.loads(response.content)
-    assert {"/api/chat/conversations/", "/api/chat/messages/", "/api/chat/feedback/", "/api/chat/operator-request/"} <= set(
-        schema["paths"]
-    )
+    assert {
+        "/api/chat/conversations/",
+        "/api/chat/messages/",
+        "/api/chat/feedback/",
+        "/api/chat/operator-request/",
+    } <= set(schema["paths"])
     assert "post" in schema["paths"]["/api/chat/messages/"]

@@ -32,10 +32,30 @@ def generation_worker(transactional_db, settings):
         "REPLY_EXECUTION": "celery",
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "karakuri_cs", "worker", "-Q", "generation", "-P", "solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info",
-         "-n", f"test-generation-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "karakuri_cs",
+            "worker",
+            "-Q",
+            "generation",
+            "-P",
+            "solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "info",
+            "-n",
+            f"test-generation-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     from karakuri_cs.celery import app
 
