@@ -56,8 +56,18 @@ def reply_request_build(*, customer_message: Message, search: SearchResult) -> R
     is_first_reply = not Message.objects.filter(
         conversation_id=customer_message.conversation_id, role=Message.Role.BOT
     ).exists()
+    return _reply_request(turns=tuple(turns), search=search, is_first_reply=is_first_reply)
+
+
+def reply_request_preview(*, question: str) -> ReplyRequest:
+    """The request a first message `question` would produce, without storing anything (ask --show-prompt)."""
+    search = faq_search(question, k=settings.REPLY_FAQ_CONTEXT)
+    return _reply_request(turns=(ChatTurn(role="user", content=question),), search=search, is_first_reply=True)
+
+
+def _reply_request(*, turns: tuple[ChatTurn, ...], search: SearchResult, is_first_reply: bool) -> ReplyRequest:
     return ReplyRequest(
-        turns=tuple(turns),
+        turns=turns,
         faq=tuple(
             FaqContext(faq_id=h.external_id, question=h.question, answer=h.answer, score=h.score) for h in search.hits
         ),

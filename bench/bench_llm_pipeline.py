@@ -1,0 +1,172 @@
+"""What the chat pipeline adds on top of the bare `hf` backend, over a real WebSocket.
+
+    .venv/bin/python bench/bench_llm_pipeline.py [--turns 40] [--arch llama|mixtral]
+
+Builds the tiny random model (apps.llm.testing) and the demo FAQ index in a temporary directory, then answers
+the same dev-set questions twice:
+  1. bare: `backend.stream(request)` in this process (request built beforehand, retrieval not timed);
+  2. pipeline: a real daphne server (embedded default, REPLY_BACKEND=hf), timed by a WebSocket client from
+     `message.send` to the first `reply.token` and to the last one.
+Prints time to first token p50/p95 for both and the difference (issue 3 target: p50 ≤ 10 ms added), with and
+without the retrieval step, and tokens (stream pieces) per second through the pipeline against the bare
+backend (target ≥ 95%). torch runs one thread in both (see bench_llm_backend.py for why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def pipeline_turns(port: int, queries: list[str]) -> list[dict]:
+    import websockets
+
+    results = []
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/chat/", origin=f"http://127.0.0.1:{port}") as ws:
+        await ws.send(json.dumps({"type": "hello"}))
+        await ws.recv()
+        await ws.recv()
+        for i, text in enumerate(queries):
+            sent = time.perf_counter()
+            await ws.send(json.dumps({"type": "message.send", "text": text, "client_msg_id": f"p{i}"}))
+            first = last = None
+            pieces = 0
+            while True:
+                event = json.loads(await ws.recv())
+                if event["type"] == "reply.token":
+                    last = time.perf_counter()
+                    first = first or last
+                    pieces += 1
+                elif event["type"] == "message.created" and event["message"]["role"] == "bot":
+                    break
+                elif event["type"] == "error":
+                    raise RuntimeError(event)
+            results.append({"sent": sent, "first": first, "last": last, "pieces": pieces})
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=40)
+    parser.add_argument("--arch", choices=("llama", "mixtral"), default="llama")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="karakuri-bench-llm-"))
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "karakuri_cs.settings",
+            "KARAKURI_DATA_DIR": str(data_dir),
+            "FAQ_CACHE_DIR": os.environ.get("FAQ_CACHE_DIR", str(ROOT / "var" / "bench-cache")),
+            "CHAT_RATE_LIMIT": "100000/minute",
+            "LOG_LEVEL": "WARNING",
+            "OMP_NUM_THREADS": "1",
+            "REPLY_BACKEND": "hf",
+            "LLM_MAX_NEW_TOKENS": "64",
+            "LLM_CONTEXT_TOKENS": "2048",
+        }
+    )
+    for name in ("DATABASE_URL", "REDIS_URL", "REPLY_EXECUTION"):
+        os.environ.pop(name, None)
+    from apps.llm.testing import build_tiny_model
+
+    os.environ["LLM_MODEL_DIR"] = str(build_tiny_model(data_dir / f"tiny-{args.arch}", arch=args.arch))
+
+    import django
+
+    django.setup()
+    import torch
+    from django.core.management import call_command
+
+    from apps.chat.pipeline import reply_request_preview
+    from apps.faq.importers import faq_import_file
+    from apps.faq.index import index_update
+    from apps.llm.backends import get_backend
+
+    torch.set_num_threads(1)
+    call_command("migrate", verbosity=0)
+    faq_import_file(ROOT / "apps/faq/demo/faq.jsonl")
+    index_update()
+    dev = [json.loads(line) for line in (ROOT / "apps/faq/demo/devset.jsonl").read_text(encoding="utf-8").splitlines()]
+    queries = [d["query"] for d in dev if d["relevant"]][: args.turns]
+
+    backend = get_backend()
+    bare_first, bare_rate = [], []
+    list(backend.stream(reply_request_preview(question=queries[0])))  # warm-up
+    for text in queries:
+        request = reply_request_preview(question=text)
+        started = time.perf_counter()
+        first = last = None
+        pieces = 0
+        for _ in backend.stream(request):
+            last = time.perf_counter()
+            first = first or last
+            pieces += 1
+        bare_first.append((first - started) * 1000)
+        if pieces > 1:
+            bare_rate.append((pieces - 1) / (last - first))
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "karakuri_cs.asgi:application"],
+        cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("server did not start: " + server.stderr.read().decode()[-2000:]) from None
+                time.sleep(0.2)
+        asyncio.run(pipeline_turns(port, queries[:3]))  # warm-up: model, embedder and index load in the server
+        turns = asyncio.run(pipeline_turns(port, queries))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    from apps.chat.models import Message
+
+    retrieval_ms = [
+        m.provenance["timings_ms"]["retrieval"]
+        for m in Message.objects.filter(role="bot").order_by("-id")[: len(turns)]
+    ]
+    pipe_first = [(t["first"] - t["sent"]) * 1000 for t in turns if t["first"]]
+    pipe_rate = [(t["pieces"] - 1) / (t["last"] - t["first"]) for t in turns if t["pieces"] > 1]
+    p50 = {"bare": percentile(bare_first, 50), "pipe": percentile(pipe_first, 50)}
+    print(f"tiny {args.arch}, {len(queries)} questions, up to 64 new tokens, 1 torch thread")
+    print(f"time to first token, bare backend: p50 {p50['bare']:.1f} ms, p95 {percentile(bare_first, 95):.1f} ms")
+    print(f"time to first token, pipeline over WebSocket: p50 {p50['pipe']:.1f} ms, "
+          f"p95 {percentile(pipe_first, 95):.1f} ms")
+    print(f"added by the pipeline: p50 {p50['pipe'] - p50['bare']:.1f} ms including retrieval "
+          f"(retrieval p50 {percentile(retrieval_ms, 50):.1f} ms), "
+          f"{p50['pipe'] - p50['bare'] - percentile(retrieval_ms, 50):.1f} ms without")
+    bare, pipe = statistics.median(bare_rate), statistics.median(pipe_rate)
+    print(f"pieces per second: bare {bare:.0f}, pipeline {pipe:.0f} ({100 * pipe / bare:.0f}% of bare)")
+
+
+if __name__ == "__main__":
+    main()
