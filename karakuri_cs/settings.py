@@ -12,6 +12,7 @@ README's table of variables is checked against `karakuri_cs.env.DOCUMENTED` by a
 from pathlib import Path
 
 from apps.llm import config as _llm_config
+from apps.training import config as _training_config
 from karakuri_cs.env import (
     env_bool,
     env_choice,
@@ -120,6 +121,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "apps.chat.tasks.*": {"queue": "generation"},
     "apps.faq.tasks.*": {"queue": "index"},
+    "apps.training.tasks.*": {"queue": "export"},
 }
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", default=600, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
@@ -195,7 +197,7 @@ FAQ_FUSION_SPARSE_WEIGHT = env_float("FAQ_FUSION_SPARSE_WEIGHT", default=0.1, mi
 FAQ_FUSION_PHRASE_WEIGHT = env_float("FAQ_FUSION_PHRASE_WEIGHT", default=0.5, minimum=0.0, maximum=1.0)
 FAQ_CONFIDENCE_THRESHOLD = env_float("FAQ_CONFIDENCE_THRESHOLD", default=0.67, minimum=-1.0, maximum=1.0)
 # Vector count up to which FAISS search is exact; above it the index is an HNSW graph.
-FAQ_INDEX_EXACT_MAX = env_int("FAQ_INDEX_EXACT_MAX", default=50000, minimum=0)
+FAQ_INDEX_EXACT_MAX = env_int("FAQ_INDEX_EXACT_MAX", default=20000, minimum=0)
 
 # Customer chat limits.
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", default=1000, minimum=1)
@@ -204,6 +206,30 @@ CHAT_NEW_CONVERSATION_RATE_LIMIT = env_rate_limit("CHAT_NEW_CONVERSATION_RATE_LI
 CHAT_TOKEN_MAX_AGE_DAYS = env_int("CHAT_TOKEN_MAX_AGE_DAYS", default=30, minimum=1)
 # Origins (space separated) allowed to embed the chat widget in an iframe; empty = same origin only.
 CHAT_EMBED_ALLOWED_ORIGINS = env_str("CHAT_EMBED_ALLOWED_ORIGINS", default="")
+
+# Training data (apps/training, docs/training.md): where export batches are written, the replay corpora the
+# console may pick from, what personal data is masked, and how long a pipeline's claim on a batch lasts.
+TRAINING_EXPORT_DIR = env_path("TRAINING_EXPORT_DIR", default=DATA_DIR / "exports")
+TRAINING_REPLAY_DIR = env_path("TRAINING_REPLAY_DIR", default=DATA_DIR / "replay")
+TRAINING_PII_KINDS = _training_config.pii_kinds_setting(
+    "TRAINING_PII_KINDS", env_str("TRAINING_PII_KINDS", default=",".join(_training_config.PII_KINDS))
+)
+# Literal strings never masked, such as the company's own support number or address (comma separated).
+TRAINING_PII_ALLOW = _training_config.string_list_setting(env_str("TRAINING_PII_ALLOW", default=""))
+TRAINING_VALIDATION_RATIO = env_float("TRAINING_VALIDATION_RATIO", default=0.05, minimum=0.0, maximum=0.5)
+# Examples whose text is at least this similar (Jaccard of character trigrams) are near duplicates; 1 = exact only.
+TRAINING_NEAR_DUPLICATE_SIMILARITY = env_float(
+    "TRAINING_NEAR_DUPLICATE_SIMILARITY", default=0.8, minimum=0.5, maximum=1.0
+)
+TRAINING_CLAIM_TIMEOUT = env_int("TRAINING_CLAIM_TIMEOUT", default=3600, minimum=60)
+
+# Operator console (apps/console, docs/console.md): operators and supervisors sign in with Django accounts at
+# /console/login/; the console's pages, API and WebSocket need a session. Copilot drafts run the same model as bot
+# replies, so their Celery task goes to the `generation` queue too.
+LOGIN_URL = "/console/login/"
+LOGIN_REDIRECT_URL = "/console/"
+LOGOUT_REDIRECT_URL = "/console/login/"
+CELERY_TASK_ROUTES["apps.console.tasks.*"] = {"queue": "generation"}
 
 LANGUAGE_CODE = "ja"
 TIME_ZONE = env_str("TIME_ZONE", default="Asia/Tokyo")
