@@ -62,3 +62,6 @@ class FaqEntryVersion(models.Model):
     class Meta:
         ordering = ["entry_id", "-revision"]
         constraints = [models.UniqueConstraint(fields=["entry", "revision"], name="faq_version_once_per_revision")]
+
+    def __str__(self) -> str:
+        return f"{self.entry_id} at KB r{self.revision}"
