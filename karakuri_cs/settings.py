@@ -92,11 +92,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_redis_url("REDIS_URL", default="")
 
+# Prefix of this deployment's keys in Redis (channel layer, rate limits, presence).
+CHANNEL_LAYER_PREFIX = env_str("CHANNEL_LAYER_PREFIX", default="karakuri_cs")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_LAYER_PREFIX", default="karakuri_cs")},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX},
         }
     }
 else:

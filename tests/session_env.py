@@ -12,3 +12,5 @@ _session_dir = Path(tempfile.mkdtemp(prefix="karakuri-test-"))
 os.environ["KARAKURI_DATA_DIR"] = str(_session_dir)
 os.environ["FAQ_INDEX_DIR"] = str(_session_dir / "index")
 os.environ.setdefault("FAQ_CACHE_DIR", str(_ROOT / "var" / "test-cache"))
+# Every test client comes from 127.0.0.1; tests of the limits set their own.
+os.environ.setdefault("CHAT_NEW_CONVERSATION_RATE_LIMIT", "10000/minute")

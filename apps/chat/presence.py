@@ -27,7 +27,7 @@ def _redis():
 
 
 def _key(conversation_id: uuid.UUID | str) -> str:
-    return f"{settings.CHANNEL_LAYERS['default'].get('CONFIG', {}).get('prefix', 'karakuri_cs')}:presence:{conversation_id}"
+    return f"{settings.CHANNEL_LAYER_PREFIX}:presence:{conversation_id}"
 
 
 def customer_connected(conversation_id: uuid.UUID | str) -> None:

@@ -28,9 +28,12 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 @cache
 def _rate_limiter() -> limits.strategies.RateLimiter:
     # Shared by every process through Redis when there is one, so a flood cannot spread over workers.
-    return limits.strategies.MovingWindowRateLimiter(
-        limits.storage.storage_from_string(settings.REDIS_URL or "memory://")
-    )
+    if settings.REDIS_URL:
+        # Under this deployment's prefix, so deployments (and test runs) sharing a Redis stay apart.
+        storage = limits.storage.RedisStorage(settings.REDIS_URL, key_prefix=f"{settings.CHANNEL_LAYER_PREFIX}:limits")
+    else:
+        storage = limits.storage.MemoryStorage()
+    return limits.strategies.MovingWindowRateLimiter(storage)
 
 
 def _rate_limit_hit(setting_name: str, key: str) -> None:

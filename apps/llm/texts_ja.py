@@ -7,9 +7,9 @@ names (see apps.llm.texts.get_texts); anything it leaves out keeps the value her
 # The acknowledgement opens only the first reply of a conversation (JAPANESE_REPLIES.md: once is enough).
 ACKNOWLEDGEMENT = "お問い合わせありがとうございます。"
 
-# {question} is the FAQ's own question, {answer} its answer.
+# {question} is the FAQ's own question: the reply names the entry it is built on. (Clients show the cited entries
+# from the message's `faq` field too, so the id is not repeated in the text.)
 ANSWER_INTRO = "「{question}」についてご案内いたします。"
-ANSWER_SOURCE = "（参考：よくあるご質問 {faq_id}「{question}」）"
 CLOSING = "ほかにご不明な点がございましたら、お気軽にお尋ねください。"
 
 NOT_FOUND = (

@@ -26,6 +26,7 @@
   var PING_EVERY_MS = 25000;
   var PONG_TIMEOUT_MS = 10000;
   var ACK_TIMEOUT_MS = 15000;
+  var CONNECT_TIMEOUT_MS = 15000;
   var SVG_NS = "http://www.w3.org/2000/svg";
 
   function fmt(template, vars) {
@@ -99,7 +100,10 @@
     pingTimer: null,
     pongTimer: null,
     ackTimer: null,
+    connectTimer: null,
     resetOnClose: false,
+    // Counts sockets, so a pending message knows whether it was already sent on the current one.
+    connection: 0,
   };
 
   if (Array.isArray(saved.pending)) {
@@ -583,12 +587,12 @@
   }
 
   function clearTimers() {
-    [state.pingTimer, state.pongTimer, state.ackTimer].forEach(function (t) {
+    [state.pingTimer, state.pongTimer, state.ackTimer, state.connectTimer].forEach(function (t) {
       if (t) {
         clearTimeout(t);
       }
     });
-    state.pingTimer = state.pongTimer = state.ackTimer = null;
+    state.pingTimer = state.pongTimer = state.ackTimer = state.connectTimer = null;
   }
 
   function connect() {
@@ -607,6 +611,14 @@
       return;
     }
     state.ws = ws;
+    state.connection += 1;
+    // A connection that neither opens nor fails (a half-dead network) is given up and retried.
+    state.connectTimer = setTimeout(function () {
+      if (state.ws === ws && !state.ready) {
+        dropSocket();
+        scheduleReconnect();
+      }
+    }, CONNECT_TIMEOUT_MS);
     ws.onopen = function () {
       var hello = { type: "hello", after_seq: state.maxSeq };
       if (state.token) {
@@ -633,7 +645,7 @@
         return;
       }
       dropSocket();
-      if (e.code === 4401 || state.resetOnClose) {
+      if ((e.code === 4401 || state.resetOnClose) && state.token) {
         // The stored token was refused (expired, forged, another deployment): start a new conversation.
         state.resetOnClose = false;
         state.token = null;
@@ -730,13 +742,19 @@
     }, Math.max(0, oldest + ACK_TIMEOUT_MS - Date.now()));
   }
 
+  // Send every pending message not yet sent on this connection (a message sent on an earlier one may have
+  // been lost with it; the same client_msg_id makes a duplicate harmless).
   function flushPending() {
     if (!state.ready) {
       return;
     }
     state.pending.forEach(function (p) {
+      if (p.sentOn === state.connection) {
+        return;
+      }
       if (send({ type: "message.send", text: p.text, client_msg_id: p.id })) {
         p.sentAt = Date.now();
+        p.sentOn = state.connection;
       }
     });
     armAckTimer();
@@ -767,6 +785,8 @@
         });
         state.ready = true;
         state.attempt = 0;
+        clearTimeout(state.connectTimer);
+        state.connectTimer = null;
         setConn("open");
         setStatus(ev.status);
         updateControls();

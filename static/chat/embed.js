@@ -127,13 +127,16 @@
 
     function layout() {
       var small = window.matchMedia("(max-width: 480px)").matches;
+      var other = side === "left" ? "right" : "left";
       if (small) {
-        css(panel, { top: "0", bottom: "0", width: "100vw", height: "100%", "max-height": "none", "border-radius": "0" });
-        panel.style.setProperty(side, "0");
+        // The whole screen (left/right rather than 100vw, which would include a scrollbar and overflow).
+        css(panel, { top: "0", bottom: "0", left: "0", right: "0", width: "auto", height: "auto" });
+        css(panel, { "max-height": "none", "max-width": "none", "border-radius": "0" });
       } else {
         css(panel, { top: "auto", bottom: "92px", width: "380px", height: "600px", "border-radius": "16px" });
-        panel.style.setProperty("max-height", "calc(100vh - 112px)");
+        css(panel, { "max-height": "calc(100vh - 112px)", "max-width": "calc(100vw - 40px)" });
         panel.style.setProperty(side, "20px");
+        panel.style.removeProperty(other);
       }
       // On a phone the open panel covers the screen; its own close button (in the chat header) closes it.
       launcher.style.setProperty("display", small && !panel.hidden ? "none" : "grid");

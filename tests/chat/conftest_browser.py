@@ -104,10 +104,34 @@ def _free_listening_socket() -> socket.socket:
     return sock
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """An SQLite test database is normally in memory, which the server subprocess cannot open: when browser
+    tests are selected, make it a file in the session's data directory. This runs after collection and before
+    any fixture, so the whole session uses the same database whatever order tests run in."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.sqlite3" or (db.get("TEST") or {}).get("NAME"):
+        return
+    if any(item.get_closest_marker("browser") for item in session.items):
+        # The same dict the connection holds, so the test database is created there.
+        db.setdefault("TEST", {})["NAME"] = str(Path(settings.DATA_DIR) / "test_karakuri_cs_browser.sqlite3")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed browser test carries the end of the server's log in its report."""
+    report = yield
+    server = getattr(item, "funcargs", {}).get("chat_server")
+    if report.failed and isinstance(server, ChatServer):
+        report.sections.append(("daphne log (last lines)", server.log_tail(80)))
+    return report
+
+
 def _database_url() -> str:
     """A DATABASE_URL naming the test database pytest-django created, for the server subprocess."""
     s = connections["default"].settings_dict
     if s["ENGINE"] == "django.db.backends.sqlite3":
+        if connections["default"].is_in_memory_db():
+            raise RuntimeError("browser tests: the SQLite test database is in memory; the server cannot share it")
         return "sqlite:///" + str(Path(s["NAME"]).resolve())
     if s["ENGINE"] == "django.db.backends.postgresql":
         auth = quote(s.get("USER") or "", safe="")
@@ -160,6 +184,11 @@ class ChatServer:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"daphne did not answer within {SERVER_START_TIMEOUT}s:\n{self.log_tail()}")
+
+    def ensure_running(self) -> None:
+        """Start the server again if it died (a failed test must not take the rest of the module with it)."""
+        if self.process is None or self.process.poll() is not None:
+            self.start()
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -288,6 +317,7 @@ def browser_faq(chat_server, transactional_db):
     from apps.faq.index import index_update
     from apps.faq.services import faq_entries_upsert
 
+    chat_server.ensure_running()
     faq_entries_upsert(rows=BROWSER_FAQ, actor="browser-test")
     index_update()
     return BROWSER_FAQ
@@ -330,4 +360,15 @@ def db_read(transactional_db):
     return read
 
 
-__all__ = ["BROWSER_FAQ", "ChatServer", "EmbedHosts", "browser", "chat_server", "browser_faq", "db_read", "embed_hosts"]
+__all__ = [
+    "BROWSER_FAQ",
+    "pytest_collection_finish",
+    "pytest_runtest_makereport",
+    "ChatServer",
+    "EmbedHosts",
+    "browser",
+    "chat_server",
+    "browser_faq",
+    "db_read",
+    "embed_hosts",
+]

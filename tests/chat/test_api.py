@@ -111,3 +111,11 @@ def test_the_openapi_schema_describes_the_chat_api(db, client):
         "/api/chat/operator-request/",
     } <= set(schema["paths"])
     assert "post" in schema["paths"]["/api/chat/messages/"]
+
+
+def test_new_conversations_are_limited_per_client_address(transactional_db, client, settings):
+    settings.CHAT_NEW_CONVERSATION_RATE_LIMIT = "2/minute"
+    statuses = [client.post("/api/chat/conversations/", REMOTE_ADDR="198.51.100.7").status_code for _ in range(3)]
+    assert statuses == [201, 201, 429]
+    assert client.post("/api/chat/conversations/", REMOTE_ADDR="198.51.100.8").status_code == 201
+    assert Conversation.objects.count() == 3

@@ -25,7 +25,6 @@ def template_reply_text(request: ReplyRequest) -> str:
     opener = texts.ANSWER_INTRO.format(question=best.question.rstrip("？?"))
     parts.append((texts.ACKNOWLEDGEMENT if request.is_first_reply else "") + opener)
     parts.append(best.answer.strip())
-    parts.append(texts.ANSWER_SOURCE.format(faq_id=best.faq_id, question=best.question))
     parts.append(texts.CLOSING)
     return "\n\n".join(parts)
 
@@ -40,7 +39,6 @@ def fallback_reply_text(request: ReplyRequest) -> str:
         [
             texts.FALLBACK_APOLOGY,
             best.answer.strip(),
-            texts.ANSWER_SOURCE.format(faq_id=best.faq_id, question=best.question),
             texts.OFFER_PERSON,
         ]
     )
