@@ -179,7 +179,10 @@ def main() -> None:
         whole, first = asyncio.run(chat_turns(port, queries, args.turns))
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
     print(
         f"whole turn over WebSocket ({args.turns} turns, template backend): "
         f"p50 {percentile(whole, 50):.1f} ms, p95 {percentile(whole, 95):.1f} ms; "

@@ -151,7 +151,10 @@ def main() -> None:
         turns = asyncio.run(pipeline_turns(port, queries))
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
     from apps.chat.models import Message
 

@@ -13,7 +13,7 @@ from apps.llm.texts import get_texts
 from apps.llm.types import ReplyRequest
 
 # Stream in short runs that end at natural break points, the way a model's tokens arrive.
-_CHUNK = re.compile(r"[^、。！？\n]{1,6}[、。！？\n]?|[、。！？\n]")
+_CHUNK = re.compile(r"[^、。！？\n]{1,16}[、。！？\n]?|[、。！？\n]")
 
 
 def template_reply_text(request: ReplyRequest) -> str:
