@@ -1,0 +1,155 @@
+"""Personal data masked out of exported training text.
+
+Looked for, in this order (an earlier kind wins where two overlap): e-mail addresses, card-like numbers (13 to
+19 digits), 12-digit My Number, Japanese phone numbers, postal codes (〒 or NNN-NNNN), and names written as
+〇〇様 / 〇〇さま. Digits, letters and hyphens are matched in full width too (０９０－…): the patterns run on a
+copy where those are folded to ASCII one character for one, so every match maps back to the original text
+exactly, and only the matched characters change. A name keeps its honorific: 山田様 → ［氏名］様.
+
+Which kinds are masked, and literal strings never masked (the company's own support number), come from
+TRAINING_PII_KINDS and TRAINING_PII_ALLOW. Over-masking is preferred to a leak: a 13-digit order number is
+masked as card-like.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from apps.training.config import PII_KINDS
+from apps.training.texts_ja import MASK_PLACEHOLDERS
+
+_HYPHENS = "‐‑‒–—―−－ー─━ｰ﹣"
+_FOLD = str.maketrans(
+    {
+        **{chr(0xFF10 + i): str(i) for i in range(10)},
+        **{chr(0xFF21 + i): chr(0x41 + i) for i in range(26)},
+        **{chr(0xFF41 + i): chr(0x61 + i) for i in range(26)},
+        **dict.fromkeys(_HYPHENS, "-"),
+        "＠": "@",
+        "．": ".",
+        "＋": "+",
+        "＿": "_",
+        "％": "%",
+        "（": "(",
+        "）": ")",
+        "\u3000": " ",
+    }
+)
+
+_PATTERNS: dict[str, re.Pattern[str]] = {
+    # The local part takes every character RFC 5322 allows unquoted (a*b@example.com is a valid address).
+    "email": re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"),
+    # Card numbers are written whole or in groups (4-4-4-4, 4-6-5) with one kind of separator; requiring that
+    # keeps two phone numbers side by side from reading as one card and half-masking the second.
+    "card": re.compile(
+        r"(?<![0-9])(?:[0-9]{13,19}|[0-9]{4}([ -])[0-9]{4}\1[0-9]{4}\1[0-9]{1,7}|[0-9]{4}([ -])[0-9]{6}\2[0-9]{4,5})"
+        r"(?![0-9])"
+    ),
+    "my_number": re.compile(r"(?<![0-9])(?:[0-9]{12}|[0-9]{4}([ -])[0-9]{4}\1[0-9]{4})(?![0-9])"),
+    # 090-1234-5678, 0312345678, (03)1234-5678, 03(1234)5678, +81-90-1234-5678; the digit count is checked after.
+    "phone": re.compile(
+        r"(?<![0-9+])(?:\(0[0-9]{1,4}\)[ -]?[0-9]{1,4}[ -]?|0[0-9]{1,4}\([0-9]{1,4}\)"
+        r"|(?:\+81[ -]?(?:\(0\))?|0)[0-9]{1,4}[ -]?[0-9]{1,4}[ -]?)[0-9]{3,4}(?![0-9])"
+    ),
+    "postal": re.compile(r"〒 ?[0-9]{3}-?[0-9]{4}(?![0-9])|(?<![0-9-])[0-9]{3}-[0-9]{4}(?![0-9-])"),
+    # A run of kanji (or katakana) right before the honorific; 様々, 様子, 様式, 様相 are not honorifics.
+    "name": re.compile(r"([\u4e00-\u9fff々〆ヵヶ]{1,8}|[ァ-ヺー]{2,12})(?=(?:様(?![々子式相態])|さま))"),
+}
+
+# Every pattern needs one of these: a digit, an @, or an honorific.
+_ANY = re.compile(r"[0-9@様]|さま")
+
+# Words before 様 that are not names: the whole kanji run, or how it ends.
+_NOT_NAMES = frozenset("客 皆 各位 同 仕 模 多 異 一 今 王 神 仏 奥 殿 貴 両 上 別 各 外 有 文 紋 図".split())
+_NOT_NAME_ENDINGS = (
+    "者", "員", "客", "位", "族", "社", "店", "部", "課", "係", "先", "主", "者", "方",
+    "ユーザー", "オーナー", "ゲスト", "メンバー", "カスタマー", "クライアント", "スタッフ",
+)  # fmt: skip
+
+
+def _phone_ok(digits: str) -> bool:
+    if digits.startswith("81"):
+        rest = digits[2:].removeprefix("0")
+        return 9 <= len(rest) <= 10
+    return digits.startswith("0") and 10 <= len(digits) <= 11
+
+
+def _is_name(run: str) -> bool:
+    return run not in _NOT_NAMES and not run.endswith(_NOT_NAME_ENDINGS)
+
+
+@dataclass
+class Masker:
+    """Masks the configured kinds; `counts` adds up the spans masked by every call so far."""
+
+    kinds: tuple[str, ...] = PII_KINDS
+    allow: Iterable[str] = ()
+    counts: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(PII_KINDS)
+        if unknown:
+            raise ValueError(f"unknown personal-data kinds: {', '.join(sorted(unknown))}")
+        self.kinds = tuple(k for k in PII_KINDS if k in self.kinds)
+        self._allowed = frozenset(a.translate(_FOLD).strip() for a in self.allow if a.strip())
+        self._memo: dict[str, tuple[str, Counter]] = {}
+
+    def mask(self, text: str) -> str:
+        masked, counts = self._mask(text)
+        self.counts.update(counts)
+        return masked
+
+    def mask_repeated(self, text: str) -> str:
+        """`mask` for text seen again and again (FAQ entries in every example): remembered per text."""
+        hit = self._memo.get(text)
+        if hit is None:
+            if len(self._memo) > 50_000:
+                self._memo.clear()
+            hit = self._memo[text] = self._mask(text)
+        self.counts.update(hit[1])
+        return hit[0]
+
+    def _mask(self, text: str) -> tuple[str, Counter]:
+        counts: Counter = Counter()
+        if not text or not self.kinds:
+            return text, counts
+        scan = text.translate(_FOLD)
+        if not _ANY.search(scan):  # most text has nothing any pattern could match
+            return text, counts
+        spans: list[tuple[int, int, str]] = []
+        for kind in self.kinds:
+            for match in _PATTERNS[kind].finditer(text if kind == "name" else scan):
+                start, end = match.span(1) if kind == "name" else match.span()
+                if any(start < e and s < end for s, e, _ in spans):
+                    continue
+                found = (text if kind == "name" else scan)[start:end]
+                if found.strip() in self._allowed:
+                    continue
+                if kind == "phone" and not _phone_ok(re.sub(r"[^0-9]", "", found)):
+                    continue
+                if kind == "name" and not _is_name(found):
+                    continue
+                spans.append((start, end, kind))
+        if not spans:
+            return text, counts
+        out: list[str] = []
+        at = 0
+        for start, end, kind in sorted(spans):
+            out.append(text[at:start])
+            out.append(MASK_PLACEHOLDERS[kind])
+            counts[kind] += 1
+            at = end
+        out.append(text[at:])
+        return "".join(out), counts
+
+
+def masker_from_settings(*, kinds: Iterable[str] | None = None, allow: Iterable[str] | None = None) -> Masker:
+    from django.conf import settings
+
+    return Masker(
+        kinds=tuple(settings.TRAINING_PII_KINDS if kinds is None else kinds),
+        allow=tuple(settings.TRAINING_PII_ALLOW if allow is None else allow),
+    )
