@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from apps.llm.errors import PromptTooLong, UnsafePrompt
 from apps.training.dedup import PERMUTATIONS, Deduper, minhash_signatures
-from apps.training.formats import ExampleText, Renderer, sanitize_memo
+from apps.training.formats import ExampleText, Renderer
 from apps.training.masking import Masker
 from apps.training.models import BatchItem, ExportBatch, TrainingExample
 from apps.training.replay import corpus_files, corpus_size, replay_count, sample_counts, sampled_texts
@@ -92,8 +92,7 @@ def batch_build(*, batch_id: int) -> ExportBatch | None:
         if batch.progress_total == 0:
             _batch_finish(batch, status=ExportBatch.Status.EMPTY, manifest=None, path="")
             return batch
-        with sanitize_memo():
-            manifest, path = _batch_write(batch)
+        manifest, path = _batch_write(batch)
         if manifest["counts"]["examples"] == 0:
             # Every example was sent back to review, a duplicate or unrenderable: nothing for a trainer.
             shutil.rmtree(path)

@@ -16,11 +16,8 @@ attribute values differ (the example's ratings of the chosen text instead of the
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from apps.llm.attributes import ATTRIBUTE_NAMES
@@ -135,47 +132,6 @@ class Renderer:
         if not rejected or rejected == chosen:
             return None
         return {"prompt": prompt.text, "chosen": chosen, "rejected": rejected}
-
-
-@contextmanager
-def sanitize_memo(maxsize: int = 8192) -> Iterator[None]:
-    """Remember `sanitize_text` results while a batch is rendered.
-
-    render_prompt sanitises every FAQ entry of every example again, character by character, and the same few
-    hundred entries recur in all 100,000 examples of a batch: without this, sanitising is four fifths of an
-    export's time. sanitize_text is a pure function of its arguments, so remembering it changes no output. It
-    is swapped in apps.llm.prompt's namespace because that is where render_prompt looks it up; the counter lets
-    two exports in one process (threads of the embedded web server) overlap and still restore the original.
-    """
-    global _memo_users, _memo_original
-    from apps.llm import prompt
-
-    with _memo_lock:
-        if _memo_users == 0:
-            original = prompt.sanitize_text
-
-            @lru_cache(maxsize=maxsize)
-            def remembered(text: str, specials: tuple[str, ...]) -> str:
-                return original(text, special_tokens=specials)
-
-            def sanitize(text: str, *, special_tokens: Sequence[str] = ()) -> str:
-                return remembered(text, tuple(special_tokens))
-
-            _memo_original = original
-            prompt.sanitize_text = sanitize
-        _memo_users += 1
-    try:
-        yield
-    finally:
-        with _memo_lock:
-            _memo_users -= 1
-            if _memo_users == 0:
-                prompt.sanitize_text = _memo_original
-
-
-_memo_lock = threading.Lock()
-_memo_users = 0
-_memo_original: Callable[..., str] | None = None
 
 
 def steerlm_label(attributes: Mapping[str, int]) -> str:
