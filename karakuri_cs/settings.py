@@ -114,7 +114,7 @@ if REPLY_EXECUTION == "celery" and not REDIS_URL:
 
     raise ImproperlyConfigured("REPLY_EXECUTION=celery needs REDIS_URL (the Celery broker).")
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -266,6 +266,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # faiss reports at INFO which CPU extensions it could not load; nobody needs that at every start.
+    "loggers": {"faiss.loader": {"level": "WARNING"}},
     "root": {
         "handlers": ["console"],
         "level": env_choice("LOG_LEVEL", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO"),

@@ -22,7 +22,7 @@ def template_reply_text(request: ReplyRequest) -> str:
         return texts.NOT_FOUND
     best = request.faq[0]
     parts = []
-    opener = texts.ANSWER_INTRO.format(question=best.question.rstrip("？?"))
+    opener = texts.ANSWER_INTRO.format(question=best.question.rstrip("？?。."))
     parts.append((texts.ACKNOWLEDGEMENT if request.is_first_reply else "") + opener)
     parts.append(best.answer.strip())
     parts.append(texts.CLOSING)
