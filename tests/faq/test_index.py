@@ -113,3 +113,42 @@ def test_an_empty_knowledge_base_builds_an_empty_index(db, index_dir):
     result = faq_search("パスワード忘れた")
     assert result.hits == [] and result.confident is False
     assert FaqEntry.objects.count() == 0
+
+
+def test_a_local_sentence_transformers_directory_can_replace_the_default(db, index_dir, settings, tmp_path):
+    """A tiny random model made here stands in for a site's downloaded e5/ruri directory: what is tested is
+    the loading, the prefixes and the cache, not the model's quality."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys("パスワードを忘れた返品したい")]
+    (tmp_path / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)), encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(tmp_path / "hf")
+    tokenizer.save_pretrained(tmp_path / "hf")
+    transformer = Transformer(str(tmp_path / "hf"), max_seq_length=32)
+    SentenceTransformer(modules=[transformer, Pooling(16, "mean")]).save(str(tmp_path / "st"))
+
+    settings.FAQ_EMBEDDER = str(tmp_path / "st")
+    settings.FAQ_EMBEDDER_QUERY_PREFIX = "検索: "
+    settings.FAQ_EMBEDDER_PASSAGE_PREFIX = "文書: "
+    rows = [
+        FaqRow(external_id="A", question="パスワードを忘れた", answer="再設定してください。"),
+        FaqRow(external_id="B", question="返品したい", answer="注文履歴からどうぞ。"),
+    ]
+    faq_entries_upsert(rows=rows)
+    report = index_update()
+    assert report.entries == 2 and report.embedded == 4
+    manifest = json.loads((index_dir / _current(index_dir) / "manifest.json").read_text())
+    assert manifest["model_id"].startswith("st-st-") and manifest["dim"] == 16
+    result = faq_search("パスワードを忘れた")
+    assert len(result.hits) == 2 and all(h.dense_score is not None for h in result.hits)

@@ -87,7 +87,8 @@ def test_inactive_entries_are_never_returned_even_before_the_index_catches_up(de
     assert "ACC-001" not in [h.external_id for h in faq_search("パスワード忘れた", k=10).hits]
 
 
-def test_it_is_safe_to_call_from_many_threads(demo_faq):
+def test_it_is_safe_to_call_from_many_threads(transactional_db, demo_faq):
+    # Committed data (transactional_db): the worker threads use their own database connections.
     queries = ["パスワード忘れた", "返品したいです", "アプリある？", "領収証ほしいです"] * 3
     expected = {q: faq_search(q).hits[0].external_id for q in queries}
     errors, seen = [], {}
@@ -144,8 +145,14 @@ def test_eval_retrieval_names_a_bad_line(db, index_dir, tmp_path):
         call_command("eval_retrieval", str(dev))
 
 
-def test_rebuild_index_reports_entries_per_second(demo_faq):
+def test_rebuild_index_reports_entries_per_second(db, index_dir):
+    from tests.faq.conftest import demo_rows
+
+    faq_entries_upsert(rows=demo_rows())  # in a test transaction: the after-commit index task never runs
     out = StringIO()
-    call_command("rebuild_index", "--from-scratch", stdout=out, stderr=StringIO())
+    call_command("rebuild_index", stdout=out, stderr=StringIO())
     assert "entries/s" in out.getvalue()
     assert faq_search("パスワード忘れた").hits[0].external_id == "ACC-001"
+    out = StringIO()
+    call_command("rebuild_index", stdout=out, stderr=StringIO())
+    assert "nothing to do" in out.getvalue()
