@@ -1,63 +1,51 @@
-"""Shared set-up for the retrieval scripts: Django on a throwaway SQLite database, demo data loading, metrics.
-
-Each script runs in its own temporary data directory (database + index) so it never touches var/; the
-embedding cache is shared with the app (var/cache unless FAQ_CACHE_DIR is set), so re-running a script over
-the same text costs no model time.
-"""
+"""Pieces the benchmark scripts share: percentiles and a real daphne server on a free port."""
 
 from __future__ import annotations
 
-import json
 import os
+import socket
+import statistics
+import subprocess
 import sys
-import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_FAQ = ROOT / "apps" / "faq" / "demo" / "faq.jsonl"
-DEMO_DEVSET = ROOT / "apps" / "faq" / "demo" / "devset.jsonl"
 
 
-def django_setup(*, keep_index_dir: Path | None = None) -> Path:
-    """Configure Django on a fresh SQLite database in a temporary directory and migrate it. Returns the dir."""
-    sys.path.insert(0, str(ROOT))
-    work = Path(tempfile.mkdtemp(prefix="karakuri-bench-"))
-    os.environ["KARAKURI_DATA_DIR"] = str(work)
-    os.environ["FAQ_INDEX_DIR"] = str(keep_index_dir or work / "index")
-    os.environ.setdefault("FAQ_CACHE_DIR", str(ROOT / "var" / "cache"))
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "karakuri_cs.settings")
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    return work
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def faq_rows(records: list[dict], *, extra_phrasings: dict[str, list[str]] | None = None):
-    from apps.faq.services import FaqRow
-
-    extra_phrasings = extra_phrasings or {}
-    return [
-        FaqRow(
-            external_id=r["id"],
-            question=r["question"],
-            answer=r["answer"],
-            category=r.get("category", ""),
-            tags=tuple(r.get("tags", [])),
-            alt_questions=tuple(r.get("alt_questions", [])) + tuple(extra_phrasings.get(r["id"], [])),
-        )
-        for r in records
-    ]
-
-
-def load_faq(records: list[dict], **kwargs) -> None:
-    from apps.faq.services import faq_entries_upsert
-
-    faq_entries_upsert(rows=faq_rows(records, **kwargs), actor="bench")
+@contextmanager
+def daphne_server(*, start_timeout: float = 120) -> Iterator[int]:
+    """Serve karakuri_cs.asgi with this process's environment on a free port; yields the port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "karakuri_cs.asgi:application"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("server did not start: " + server.stderr.read().decode()[-2000:]) from None
+                time.sleep(0.2)
+        yield port
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()

@@ -16,9 +16,7 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,9 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+from bench._common import daphne_server, percentile  # noqa: E402
 
 
 def synthetic_rows(n: int):
@@ -69,12 +65,6 @@ def synthetic_rows(n: int):
             )
         )
     return rows
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def chat_turns(port: int, queries: list[str], turns: int) -> tuple[list[float], list[float]]:
@@ -157,32 +147,9 @@ def main() -> None:
         f"p50 {percentile(latencies, 50):.1f} ms, p95 {percentile(latencies, 95):.1f} ms"
     )
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "karakuri_cs.asgi:application"],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start: " + server.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.2)
+    with daphne_server() as port:
         asyncio.run(chat_turns(port, queries, 5))  # warm-up: the server loads the embedder and index
         whole, first = asyncio.run(chat_turns(port, queries, args.turns))
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
     print(
         f"whole turn over WebSocket ({args.turns} turns, template backend): "
         f"p50 {percentile(whole, 50):.1f} ms, p95 {percentile(whole, 95):.1f} ms; "

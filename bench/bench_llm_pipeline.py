@@ -18,9 +18,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,15 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench._common import daphne_server, percentile  # noqa: E402
 
 
 async def pipeline_turns(port: int, queries: list[str]) -> list[dict]:
@@ -129,32 +119,9 @@ def main() -> None:
         if pieces > 1:
             bare_rate.append((pieces - 1) / (last - first))
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "karakuri_cs.asgi:application"],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start: " + server.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.2)
+    with daphne_server() as port:
         asyncio.run(pipeline_turns(port, queries[:3]))  # warm-up: model, embedder and index load in the server
         turns = asyncio.run(pipeline_turns(port, queries))
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
     from apps.chat.models import Message
 

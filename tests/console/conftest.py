@@ -15,19 +15,9 @@ from apps.chat.models import Conversation, Message
 from apps.chat.services import _message_append
 from apps.console.roles import OPERATORS, SUPERVISORS
 from apps.faq.services import faq_entries_upsert
-from tests.chat.conftest import SMALL_FAQ
+from tests.conftest import SMALL_FAQ
 
 TIMEOUT = 20
-
-
-@pytest.fixture
-def small_faq(transactional_db):
-    """Four FAQ entries, committed and indexed (the same knowledge base as the chat tests)."""
-    from apps.faq.index import index_update
-
-    faq_entries_upsert(rows=SMALL_FAQ, actor="test")
-    index_update()
-    return SMALL_FAQ
 
 
 @pytest.fixture
@@ -137,25 +127,6 @@ def console_socket():
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         opened.append(communicator)
         return communicator, connected
-
-    yield connect
-    for communicator in opened:
-        communicator.future.cancel()
-
-
-@pytest.fixture
-def communicator_factory():
-    """Customer sockets (as in tests/chat/conftest.py)."""
-    from karakuri_cs.asgi import application
-
-    opened: list[WebsocketCommunicator] = []
-
-    async def connect(path: str = "/ws/chat/") -> WebsocketCommunicator:
-        communicator = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://127.0.0.1")])
-        connected, _ = await communicator.connect()
-        assert connected
-        opened.append(communicator)
-        return communicator
 
     yield connect
     for communicator in opened:
