@@ -49,9 +49,13 @@ def _conversation_id(request: Request) -> uuid.UUID:
 
 
 def _body(request: Request) -> dict:
-    if not isinstance(request.data, dict):
+    try:
+        data = request.data
+    except RecursionError:  # a body nested thousands deep; the JSON parser only turns ValueError into a 400
+        raise ChatError("invalid_json") from None
+    if not isinstance(data, dict):
         raise ChatError("invalid_json")
-    return request.data
+    return data
 
 
 MessageSchema = inline_serializer(

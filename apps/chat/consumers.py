@@ -43,11 +43,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return await self._error("binary_not_supported")
         try:
             event = json.loads(text_data or "")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a frame nested thousands deep
             return await self._error("invalid_json")
         if not isinstance(event, dict):
             return await self._error("invalid_json")
-        handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
+        event_type = event.get("type")
+        handler = self._handlers.get(event_type) if isinstance(event_type, str) else None
         if handler is None:
             return await self._error("unknown_event")
         if self.conversation_id is None and event["type"] not in ("hello", "ping"):

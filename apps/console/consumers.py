@@ -81,14 +81,15 @@ class OperatorConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
             event = json.loads(text_data or "")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a frame nested thousands deep
             return await self._error("invalid_json")
         if not isinstance(event, dict):
             return await self._error("invalid_json")
         request_id = event.get("request_id")
         if not (request_id is None or isinstance(request_id, str | int)):
             request_id = None
-        handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
+        event_type = event.get("type")
+        handler = self._handlers.get(event_type) if isinstance(event_type, str) else None
         if handler is None:
             return await self._error("unknown_event", request_id=request_id)
         try:

@@ -57,6 +57,8 @@ def test_a_resend_returns_the_stored_message(small_faq, client, conversation):
     [
         ("{broken", 400, "invalid_json"),
         ("[]", 400, "invalid_json"),
+        ("[" * 100000 + "]" * 100000, 400, "invalid_json"),
+        ('"just a string"', 400, "invalid_json"),
         ({"text": ""}, 400, "empty_message"),
         ({"text": "長" * 1001}, 413, "message_too_long"),
         ({"text": "a\x1bb"}, 400, "invalid_characters"),
