@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import DEMO_DEVSET, DEMO_FAQ, django_setup, read_jsonl  # noqa: E402
+from bench._retrieval_setup import DEMO_DEVSET, DEMO_FAQ, django_setup, read_jsonl  # noqa: E402
 
 BRANDS = ["さくら", "あおば", "ひかり", "こだま", "ゆずの木", "くすのき", "はるかぜ", "つばめ", "もみじ", "すずらん"]
 GOODS = [

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import DEMO_DEVSET, DEMO_FAQ, django_setup, faq_rows, read_jsonl  # noqa: E402
+from bench._retrieval_setup import DEMO_DEVSET, DEMO_FAQ, django_setup, faq_rows, read_jsonl  # noqa: E402
 
 SHOWN = ("hit@1", "hit@5", "mrr@10", "answer_rate", "precision_when_answered", "unanswerable_declined")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import DEMO_DEVSET, DEMO_FAQ, django_setup, load_faq, read_jsonl  # noqa: E402
+from bench._retrieval_setup import DEMO_DEVSET, DEMO_FAQ, django_setup, load_faq, read_jsonl  # noqa: E402
 
 PHRASE_WEIGHTS = (0.3, 0.5, 0.7, 1.0)
 SPARSE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)

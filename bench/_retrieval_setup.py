@@ -1,0 +1,64 @@
+"""Set-up shared by the retrieval scripts: Django on a throwaway SQLite database, demo data, FAQ rows.
+
+Each script runs in its own temporary data directory (database + index) so it never touches var/; the
+embedding cache is shared with the app (var/cache unless FAQ_CACHE_DIR is set), so re-running a script over
+the same text costs no model time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_FAQ = ROOT / "apps" / "faq" / "demo" / "faq.jsonl"
+DEMO_DEVSET = ROOT / "apps" / "faq" / "demo" / "devset.jsonl"
+
+
+def django_setup() -> Path:
+    """Configure Django on a fresh SQLite database in a temporary directory and migrate it. Returns the dir."""
+    sys.path.insert(0, str(ROOT))
+    work = Path(tempfile.mkdtemp(prefix="karakuri-bench-"))
+    os.environ["KARAKURI_DATA_DIR"] = str(work)
+    os.environ["FAQ_INDEX_DIR"] = str(work / "index")
+    os.environ.setdefault("FAQ_CACHE_DIR", str(ROOT / "var" / "cache"))
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("REDIS_URL", None)  # index updates run in-process, right after each commit
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "karakuri_cs.settings")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    return work
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def faq_rows(records: list[dict], *, extra_phrasings: dict[str, list[str]] | None = None):
+    from apps.faq.services import FaqRow
+
+    extra_phrasings = extra_phrasings or {}
+    return [
+        FaqRow(
+            external_id=r["id"],
+            question=r["question"],
+            answer=r["answer"],
+            category=r.get("category", ""),
+            tags=tuple(r.get("tags", [])),
+            alt_questions=tuple(r.get("alt_questions", [])) + tuple(extra_phrasings.get(r["id"], [])),
+        )
+        for r in records
+    ]
+
+
+def load_faq(records: list[dict], **kwargs) -> None:
+    from apps.faq.services import faq_entries_upsert
+
+    faq_entries_upsert(rows=faq_rows(records, **kwargs), actor="bench")
