@@ -13,7 +13,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.chat.test_consumer import hello, is_bot_message, messages_of, receive_until, send
+from tests.chat.test_consumer import messages_of
+from tests.websocket import hello, is_bot_message, receive_until, send
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

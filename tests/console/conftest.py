@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -16,8 +13,7 @@ from apps.chat.services import _message_append
 from apps.console.roles import OPERATORS, SUPERVISORS
 from apps.faq.services import faq_entries_upsert
 from tests.conftest import SMALL_FAQ
-
-TIMEOUT = 20
+from tests.websocket import TIMEOUT
 
 
 @pytest.fixture
@@ -91,23 +87,6 @@ def logged_in_client(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-async def send(comm, event: dict[str, Any]) -> None:
-    await comm.send_to(text_data=json.dumps(event, ensure_ascii=False))
-
-
-async def receive(comm) -> dict[str, Any]:
-    return json.loads(await comm.receive_from(timeout=TIMEOUT))
-
-
-async def receive_until(comm, predicate) -> list[dict[str, Any]]:
-    seen = []
-    while True:
-        event = await receive(comm)
-        seen.append(event)
-        if predicate(event):
-            return seen
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from apps.chat.models import Conversation, Message
 from apps.chat.texts_ja import OPERATOR_HANDED_BACK, OPERATOR_JOINED
 from apps.console.consumers import drafts_in_flight_wait
 from apps.training.models import Correction
-from tests.chat.test_consumer import hello
-from tests.console.conftest import receive, receive_until, send
+from tests.websocket import hello, receive, receive_until, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
