@@ -3,13 +3,14 @@
     .venv/bin/python bench/bench_llm_pipeline.py [--turns 40] [--arch llama|mixtral]
 
 Builds the tiny random model (apps.llm.testing) and the demo FAQ index in a temporary directory, then answers
-the same dev-set questions twice:
+each dev-set question twice, one right after the other:
   1. bare: `backend.stream(request)` in this process (request built beforehand, retrieval not timed);
   2. pipeline: a real daphne server (embedded default, REPLY_BACKEND=hf), timed by a WebSocket client from
      `message.send` to the first `reply.token` and to the last one.
 Prints time to first token p50/p95 for both and the difference (issue 3 target: p50 ≤ 10 ms added), with and
 without the retrieval step, and tokens (stream pieces) per second through the pipeline against the bare
-backend (target ≥ 95%). torch runs one thread in both (see bench_llm_backend.py for why).
+backend (target ≥ 95%): the pieces the model generated (from the reply's provenance) over the time from the
+first to the last `reply.token` event at the client. torch runs one thread in both (see bench_llm_backend.py for why).
 """
 
 from __future__ import annotations
@@ -30,32 +31,40 @@ sys.path.insert(0, str(ROOT))
 from bench._common import daphne_server, percentile  # noqa: E402
 
 
-async def pipeline_turns(port: int, queries: list[str]) -> list[dict]:
+async def pipeline_turn(port: int, text: str, client_msg_id: str) -> dict:
+    """One question in a new conversation (as in the bare run: a growing history would lengthen the prompt)."""
     import websockets
 
-    results = []
-    for i, text in enumerate(queries):
-        # A new conversation per question, as in the bare run: a growing history would lengthen the prompt.
-        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/chat/", origin=f"http://127.0.0.1:{port}") as ws:
-            await ws.send(json.dumps({"type": "hello"}))
-            await ws.recv()
-            await ws.recv()
-            sent = time.perf_counter()
-            await ws.send(json.dumps({"type": "message.send", "text": text, "client_msg_id": f"p{i}"}))
-            first = last = None
-            pieces = 0
-            while True:
-                event = json.loads(await ws.recv())
-                if event["type"] == "reply.token":
-                    last = time.perf_counter()
-                    first = first or last
-                    pieces += 1
-                elif event["type"] == "message.created" and event["message"]["role"] == "bot":
-                    break
-                elif event["type"] == "error":
-                    raise RuntimeError(event)
-            results.append({"sent": sent, "first": first, "last": last, "pieces": pieces})
-    return results
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/chat/", origin=f"http://127.0.0.1:{port}") as ws:
+        await ws.send(json.dumps({"type": "hello"}))
+        await ws.recv()
+        await ws.recv()
+        sent = time.perf_counter()
+        await ws.send(json.dumps({"type": "message.send", "text": text, "client_msg_id": client_msg_id}))
+        first = last = None
+        pieces = 0
+        while True:
+            event = json.loads(await ws.recv())
+            if event["type"] == "reply.token":
+                last = time.perf_counter()
+                first = first or last
+                pieces += 1
+            elif event["type"] == "message.created" and event["message"]["role"] == "bot":
+                break
+            elif event["type"] == "error":
+                raise RuntimeError(event)
+    return {"sent": sent, "first": first, "last": last, "pieces": pieces}
+
+
+def bare_turn(backend, request) -> dict:
+    started = time.perf_counter()
+    first = last = None
+    pieces = 0
+    for _ in backend.stream(request):
+        last = time.perf_counter()
+        first = first or last
+        pieces += 1
+    return {"sent": started, "first": first, "last": last, "pieces": pieces}
 
 
 def main() -> None:
@@ -104,28 +113,28 @@ def main() -> None:
     queries = [d["query"] for d in dev if d["relevant"]][: args.turns]
 
     backend = get_backend()
-    bare_first, bare_rate = [], []
     list(backend.stream(reply_request_preview(question=queries[0])))  # warm-up
-    for text in queries:
-        request = reply_request_preview(question=text)
-        started = time.perf_counter()
-        first = last = None
-        pieces = 0
-        for _ in backend.stream(request):
-            last = time.perf_counter()
-            first = first or last
-            pieces += 1
-        bare_first.append((first - started) * 1000)
-        if pieces > 1:
-            bare_rate.append((pieces - 1) / (last - first))
-
+    bare, turns = [], []
     with daphne_server() as port:
-        asyncio.run(pipeline_turns(port, queries[:3]))  # warm-up: model, embedder and index load in the server
-        turns = asyncio.run(pipeline_turns(port, queries))
+        for i, text in enumerate(queries[:3]):  # warm-up: model, embedder and index load in the server
+            asyncio.run(pipeline_turn(port, text, f"w{i}"))
+        # Bare and pipeline alternate question by question, so both see the same machine load (other processes
+        # on these 2 cores move both figures by more than the pipeline's own cost).
+        for i, text in enumerate(queries):
+            bare.append(bare_turn(backend, reply_request_preview(question=text)))
+            turns.append(asyncio.run(pipeline_turn(port, text, f"p{i}")))
+    bare_first = [(t["first"] - t["sent"]) * 1000 for t in bare]
+    bare_rate = [(t["pieces"] - 1) / (t["last"] - t["first"]) for t in bare if t["pieces"] > 1]
 
     from apps.chat.models import Message
 
-    timings = [m.provenance["timings_ms"] for m in Message.objects.filter(role="bot").order_by("-id")[: len(turns)]]
+    provenances = [m.provenance for m in Message.objects.filter(role="bot").order_by("-id")[: len(turns)]]
+    provenances.reverse()  # in question order, like `turns`
+    timings = [p["timings_ms"] for p in provenances]
+    events_per_reply = statistics.median(t["pieces"] for t in turns)
+    for turn, provenance in zip(turns, provenances, strict=True):
+        # Pieces the model generated (the server may send several in one reply.token event).
+        turn["pieces"] = provenance["generated_pieces"]
     retrieval_ms = [t["retrieval"] for t in timings]
     server_first_ms = [t["first_token"] for t in timings if t["first_token"] is not None]
     pipe_first = [(t["first"] - t["sent"]) * 1000 for t in turns if t["first"]]
@@ -146,8 +155,32 @@ def main() -> None:
         f"  of which inside the server's pipeline (start of reply_generate to first token): "
         f"p50 {percentile(server_first_ms, 50):.1f} ms; the rest is the socket, saving the message and scheduling"
     )
-    bare, pipe = statistics.median(bare_rate), statistics.median(pipe_rate)
-    print(f"pieces per second: bare {bare:.0f}, pipeline {pipe:.0f} ({100 * pipe / bare:.0f}% of bare)")
+    paired_added = [
+        (p["first"] - p["sent"] - b["first"] + b["sent"]) * 1000 - t["retrieval"]
+        for b, p, t in zip(bare, turns, timings, strict=True)
+        if p["first"] and b["first"]
+    ]
+    print(f"  paired by question: added p50 {percentile(paired_added, 50):.1f} ms without retrieval")
+    bare_median, pipe_median = statistics.median(bare_rate), statistics.median(pipe_rate)
+    paired_ratio = [
+        ((p["pieces"] - 1) / (p["last"] - p["first"])) / ((b["pieces"] - 1) / (b["last"] - b["first"]))
+        for b, p in zip(bare, turns, strict=True)
+        if p["pieces"] > 1 and b["pieces"] > 1
+    ]
+    server_rate = [
+        (p["generated_pieces"] - 1) / ((p["timings_ms"]["last_token"] - p["timings_ms"]["first_token"]) / 1000)
+        for p in provenances
+        if p["generated_pieces"] > 1
+    ]
+    print(
+        f"  generated in the server (first to last piece): {statistics.median(server_rate):.0f} pieces/s; "
+        f"reply.token events per reply p50 {events_per_reply:.0f}"
+    )
+    print(
+        f"pieces per second: bare {bare_median:.0f}, pipeline {pipe_median:.0f} "
+        f"({100 * pipe_median / bare_median:.0f}% of bare; paired by question: p50 "
+        f"{100 * statistics.median(paired_ratio):.0f}%)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Where a bot reply runs: Celery workers on the `generation` queue (with REDIS_URL), or this process.
 
 In-process generation must run on the ASGI server's event loop, because the in-memory channel layer only
-delivers within that loop: the blocking pipeline runs in a worker thread, and its `async_to_sync` publishes hop
-back onto the loop. `remember_event_loop` wraps the ASGI application to learn that loop. Without a running
+delivers within that loop: the blocking pipeline runs in a worker thread, and its publishes (apps.chat.events)
+hop back onto the loop. `remember_event_loop` wraps the ASGI application to learn that loop. Without a running
 server (management commands) the reply is generated right away in the calling thread.
 """
 
@@ -31,6 +31,12 @@ def remember_event_loop(app):
         return await app(scope, receive, send)
 
     return wrapper
+
+
+def server_loop() -> asyncio.AbstractEventLoop | None:
+    """The ASGI server's event loop, when this process serves."""
+    loop = _server_loop
+    return loop if loop is not None and loop.is_running() else None
 
 
 def reply_schedule(*, customer_message_id: int) -> None:

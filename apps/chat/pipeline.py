@@ -89,15 +89,13 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
     if Message.objects.filter(in_reply_to_id=customer_message_id, role=Message.Role.BOT).exists():
         return None  # a retried task: the reply is already there
 
-    def on_start() -> None:
-        events.publish(conversation_id, events.reply_started(customer_message.seq))
-
+    stream = events.ReplyEventStream(conversation_id, customer_message.seq)
     watches_sockets = customer_message.conversation.channel == "web"
     absent_checks = 0
 
     def on_token(index: int, piece: str) -> bool:
         nonlocal absent_checks
-        events.publish(conversation_id, events.reply_token(customer_message.seq, index, piece))
+        stream.token(piece)
         if index % _STATUS_CHECK_EVERY != _STATUS_CHECK_EVERY - 1:
             return True
         if not _bot_still_answers(conversation_id):
@@ -107,7 +105,10 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
         absent_checks = absent_checks + 1 if watches_sockets and not presence.customer_sockets(conversation_id) else 0
         return absent_checks < 2
 
-    composed = _reply_compose(customer_message, on_start=on_start, on_token=on_token)
+    try:
+        composed = _reply_compose(customer_message, on_start=stream.started, on_token=on_token)
+    finally:
+        stream.flush()  # every token is out before the saved reply (or reply.stopped) is published
     if composed is None:
         if absent_checks >= 2:
             bot_reply_mark_abandoned(customer_message_id=customer_message_id)
@@ -146,6 +147,7 @@ def _reply_compose(
 
     pieces: list[str] = []
     first_token_at: float | None = None
+    last_token_at: float | None = None
     failure: dict[str, str] | None = None
     stopped = False
     backend_name, model_id = settings.REPLY_BACKEND, "unavailable"
@@ -157,8 +159,9 @@ def _reply_compose(
         backend_name, model_id = backend.name, backend.model_id
         stream = backend.stream(request)
         for index, piece in enumerate(stream):
+            last_token_at = time.perf_counter()
             if first_token_at is None:
-                first_token_at = time.perf_counter()
+                first_token_at = last_token_at
             pieces.append(piece)
             if on_token is not None and not on_token(index, piece):
                 stopped = True
@@ -206,9 +209,11 @@ def _reply_compose(
         "attributes": resolve_attributes(request.attributes),
         "checks": {"passed": not fell_back, "failures": ([failure] if failure else []) + checks},
         "fallback": fell_back,
+        "generated_pieces": len(pieces),  # what the backend streamed, before any fallback replaced it
         "timings_ms": {
             "retrieval": round((retrieved - started) * 1000, 2),
             "first_token": None if first_token_at is None else round((first_token_at - started) * 1000, 2),
+            "last_token": None if last_token_at is None else round((last_token_at - started) * 1000, 2),
             "generation": round((generated - retrieved) * 1000, 2),
             "total": round((time.perf_counter() - started) * 1000, 2),
         },
