@@ -220,10 +220,15 @@ class ReplyEventStream:
     def _put(self, event: dict[str, Any]) -> None:
         self._last = self._outbox.put(self._group, {"type": "chat.event", "event": event})
 
-    def flush(self) -> None:
+    def send_pending(self) -> None:
+        """Send the pieces held back now (the stream is over), without waiting for them to be out."""
         with self._lock:
             if self._pending:
                 self._emit()
+
+    def flush(self) -> None:
+        self.send_pending()
+        with self._lock:
             last = self._last
         if last is not None:
             done, _ = concurrent.futures.wait([last], timeout=PUBLISH_TIMEOUT_S)

@@ -106,7 +106,9 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
         return absent_checks < 2
 
     try:
-        composed = _reply_compose(customer_message, on_start=stream.started, on_token=on_token)
+        # The last pieces are out before the checks start: they hold the GIL for milliseconds, and the event loop
+        # would wait for it.
+        composed = _reply_compose(customer_message, on_start=stream.started, on_token=on_token, on_end=stream.flush)
     finally:
         stream.flush()  # every token is out before the saved reply (or reply.stopped) is published
     if composed is None:
@@ -135,9 +137,11 @@ def _reply_compose(
     *,
     on_start: Callable[[], None] | None = None,
     on_token: Callable[[int, str], bool] | None = None,
+    on_end: Callable[[], None] | None = None,
 ) -> tuple[str, dict[str, Any]] | None:
     """Retrieval, generation, checks: the reply text and its provenance. `on_token` returning False stops
-    generation, and then None is returned."""
+    generation, and then None is returned. `on_end` is called when the backend's stream is over, before the
+    checks."""
     started = time.perf_counter()
     search = faq_search(customer_message.text, k=settings.REPLY_FAQ_CONTEXT)
     retrieved = time.perf_counter()
@@ -174,6 +178,8 @@ def _reply_compose(
         close = getattr(stream, "close", None) if stream is not None else None
         if close is not None:
             close()  # stops generation early when we broke out of the loop
+        if on_end is not None:
+            on_end()
     generated = time.perf_counter()
 
     if stopped:
