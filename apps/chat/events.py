@@ -73,7 +73,14 @@ class _Outbox:
         with self._lock:
             self._queue.append((group, message, sent))
             if self._sending is None:
-                self._sending = asyncio.run_coroutine_threadsafe(self._send_queued(), self.loop)
+                sender = self._send_queued()
+                try:
+                    self._sending = asyncio.run_coroutine_threadsafe(sender, self.loop)
+                except RuntimeError as exc:  # the loop was closed (the server is shutting down)
+                    sender.close()
+                    self._queue.pop()
+                    logger.warning("event to %s not sent: %s", group, exc)
+                    sent.set_exception(exc)
         return sent
 
     async def _send_queued(self) -> None:

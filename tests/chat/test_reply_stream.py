@@ -96,3 +96,15 @@ async def test_a_piece_held_back_goes_out_while_the_model_pauses(small_faq, comm
     assert PausingBackend.resumed_by_client is True
     assert [e["text"] for e in rest if e["type"] == "reply.token"] == ["ご確認いただけます。"]
     await comm.disconnect()
+
+
+def test_publishing_to_a_closed_event_loop_reports_it_and_does_not_raise():
+    import asyncio
+
+    closed = asyncio.new_event_loop()
+    closed.close()
+    outbox = events._Outbox(closed)
+    sent = outbox.put("chat.conversation.test", {"type": "chat.event", "event": {"type": "pong"}})
+    assert isinstance(sent.exception(timeout=1), RuntimeError)
+    # The next event is tried again rather than stuck behind the failed one.
+    assert isinstance(outbox.put("chat.conversation.test", {"type": "chat.event"}).exception(timeout=1), RuntimeError)
