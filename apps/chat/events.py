@@ -84,22 +84,30 @@ class _Outbox:
         return sent
 
     async def _send_queued(self) -> None:
-        layer = get_channel_layer()
-        while True:
+        try:
+            layer = get_channel_layer()
+            while True:
+                with self._lock:
+                    if not self._queue:
+                        self._sending = None
+                        return
+                    group, message, sent = self._queue.popleft()
+                try:
+                    await layer.group_send(group, message)
+                except Exception as exc:
+                    # A lost event costs a client only a live update: what it announced is in the database, and
+                    # a reconnecting client reads it back.
+                    logger.exception("sending an event to %s failed", group)
+                    sent.set_exception(exc)
+                else:
+                    sent.set_result(None)
+        except BaseException as exc:  # cancelled as the loop shuts down, or no channel layer at all
             with self._lock:
-                if not self._queue:
-                    self._sending = None
-                    return
-                group, message, sent = self._queue.popleft()
-            try:
-                await layer.group_send(group, message)
-            except Exception as exc:
-                # A lost event costs a client only a live update: what it announced is in the database, and a
-                # reconnecting client reads it back.
-                logger.exception("sending an event to %s failed", group)
-                sent.set_exception(exc)
-            else:
-                sent.set_result(None)
+                self._sending = None
+                dropped, self._queue = list(self._queue), deque()
+            for _, _, sent in dropped:
+                sent.set_exception(exc if isinstance(exc, Exception) else RuntimeError("event loop stopped"))
+            raise
 
     def drain(self, timeout: float) -> None:
         with self._lock:

@@ -108,3 +108,32 @@ def test_publishing_to_a_closed_event_loop_reports_it_and_does_not_raise():
     assert isinstance(sent.exception(timeout=1), RuntimeError)
     # The next event is tried again rather than stuck behind the failed one.
     assert isinstance(outbox.put("chat.conversation.test", {"type": "chat.event"}).exception(timeout=1), RuntimeError)
+
+
+def test_a_failed_send_is_reported_and_the_events_after_it_still_go(monkeypatch):
+    import asyncio
+
+    delivered = []
+
+    class FailingLayer:
+        """Fault injector: a channel layer that is down for one group."""
+
+        async def group_send(self, group, message):
+            if group == "down":
+                raise ConnectionError("channel layer unreachable")
+            delivered.append(group)
+
+    monkeypatch.setattr(events, "get_channel_layer", FailingLayer)
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        outbox = events._Outbox(loop)
+        lost, after = outbox.put("down", {"type": "chat.event"}), outbox.put("up", {"type": "chat.event"})
+        assert isinstance(lost.exception(timeout=5), ConnectionError)
+        assert after.result(timeout=5) is None
+        assert delivered == ["up"]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(timeout=5)
+        loop.close()
