@@ -143,13 +143,16 @@ class _OtherProcessesBusy:
         # guest time is already counted in user time on Linux.
         total = sum(system) - getattr(system, "guest", 0.0) - getattr(system, "guest_nice", 0.0)
         idle = system.idle + getattr(system, "iowait", 0.0)
-        if self._pid != os.getpid():  # a forked worker must measure itself, not its parent
+        if self._pid != os.getpid():
             self._process, self._pid = self._psutil.Process(), os.getpid()
         own = sum(self._process.cpu_times()[:2])  # user + system
         return total, idle, own
 
     def cores(self) -> float:
         with self._lock:
+            if self._pid != os.getpid():  # forked since the last sample: start over from this process's own
+                self._sample = self._read()
+                return self._busy
             total, idle, own = self._read()
             last_total, last_idle, last_own = self._sample
             elapsed = total - last_total  # CPU-seconds of all cores together
