@@ -95,6 +95,11 @@ def env_database(name: str, *, default_sqlite: Path) -> dict:
             "NAME": str(default_sqlite),
             # WAL lets the web process read while a writer commits; the timeout rides out short locks.
             "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+            # Tests use a file like this one, not Django's default in-memory database: that one shares a cache
+            # between connections with table-level locks that the timeout does not retry, so a reply generated
+            # in one thread while the socket's thread stores the next message failed with "table is locked",
+            # which a file in WAL mode (what runs in production) never does.
+            "TEST": {"NAME": str(default_sqlite.with_name(f"test_{default_sqlite.name}"))},
         }
     scheme = urlparse(value).scheme
     if scheme not in ("postgres", "postgresql", "sqlite"):
