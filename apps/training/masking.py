@@ -55,8 +55,9 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
         r"|(?:\+81[ -]?(?:\(0\))?|0)[0-9]{1,4}[ -]?[0-9]{1,4}[ -]?)[0-9]{3,4}(?![0-9])"
     ),
     "postal": re.compile(r"〒 ?[0-9]{3}-?[0-9]{4}(?![0-9])|(?<![0-9-])[0-9]{3}-[0-9]{4}(?![0-9-])"),
-    # A run of kanji (or katakana) right before the honorific; 様々, 様子, 様式, 様相 are not honorifics.
-    "name": re.compile(r"([\u4e00-\u9fff々〆ヵヶ]{1,8}|[ァ-ヺー]{2,12})(?=(?:様(?![々子式相態])|さま))"),
+    # A run of kanji (or katakana) right before the honorific; 様々, 様子, 様式, 様相 are not honorifics. The run
+    # never takes in a 様 itself: in 山田様さま the name is 山田, not 山田様.
+    "name": re.compile(r"((?:(?!様)[\u4e00-\u9fff々〆ヵヶ]){1,8}|[ァ-ヺー]{2,12})(?=(?:様(?![々子式相態])|さま))"),
 }
 
 # Every pattern needs one of these: a digit, an @, or an honorific.
