@@ -23,24 +23,11 @@ from apps.console.models import AuditEntry, CannedResponse
 from apps.console.texts_ja import CORRECTION_FIELD_ERRORS
 from apps.llm.attributes import ATTRIBUTE_NAMES, resolve_attributes
 from apps.training.services import CorrectionInvalid
-
-CSP = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+from karakuri_cs.http import STAFF_PAGES_CSP
 
 
 def _headers(response: HttpResponse) -> HttpResponse:
-    response["Content-Security-Policy"] = CSP
+    response["Content-Security-Policy"] = STAFF_PAGES_CSP
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "same-origin"
     return response

@@ -30,25 +30,12 @@ from apps.training.texts_ja import (
     TOKEN_CREATED,
     TOKEN_REVOKED,
 )
+from karakuri_cs.http import STAFF_PAGES_CSP
 
 REVIEW = "training.review_trainingexample"
 EXPORT = "training.export_batches"
 TOKENS = "training.manage_apitoken"
 _SKIPPED = "training_review_skipped"
-
-CSP = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
 
 
 def supervisor_page(perm: str):
@@ -61,7 +48,7 @@ def supervisor_page(perm: str):
             if not request.user.has_perm(perm):
                 raise PermissionDenied
             response = view(request, *args, **kwargs)
-            response["Content-Security-Policy"] = CSP
+            response["Content-Security-Policy"] = STAFF_PAGES_CSP
             response["Cache-Control"] = "no-store"
             return response
 
