@@ -4,32 +4,23 @@ transaction, where the after-commit index task never fires)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 
+from apps.faq.importers import faq_file_parse
 from apps.faq.services import FaqRow, faq_entries_upsert
 
 DEMO_DIR = Path(django_settings.BASE_DIR) / "apps" / "faq" / "demo"
 
 
 def demo_rows() -> list[FaqRow]:
-    with open(DEMO_DIR / "faq.jsonl", encoding="utf-8") as fh:
-        records = [json.loads(line) for line in fh if line.strip()]
-    return [
-        FaqRow(
-            external_id=r["id"],
-            question=r["question"],
-            answer=r["answer"],
-            category=r.get("category", ""),
-            tags=tuple(r.get("tags", [])),
-            alt_questions=tuple(r.get("alt_questions", [])),
-        )
-        for r in records
-    ]
+    """The demo FAQ as the app's own importer reads it (what `manage.py run` loads)."""
+    parsed = faq_file_parse(DEMO_DIR / "faq.jsonl")
+    assert not parsed.errors, parsed.errors
+    return [p.row for p in parsed.rows]
 
 
 @pytest.fixture
