@@ -3,72 +3,21 @@ Redis and PostgreSQL, and its tokens reach the customer's socket through the Red
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 from django.conf import settings
-from django.db import connection
 
+from tests.celery_worker import celery_worker
 from tests.chat.test_consumer import messages_of
 from tests.websocket import hello, is_bot_message, receive_until, send
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def generation_worker(transactional_db, settings):
-    if connection.vendor != "postgresql" or not settings.REDIS_URL:
-        pytest.fail("run with DATABASE_URL=postgres://... and REDIS_URL=redis://... (bin/test does)")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "REPLY_EXECUTION": "celery",
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "karakuri_cs",
-            "worker",
-            "-Q",
-            "generation",
-            "-P",
-            "solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "info",
-            "-n",
-            f"test-generation-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    from karakuri_cs.celery import app
-
-    deadline = time.monotonic() + 60
-    while not app.control.ping(timeout=0.5):
-        if worker.poll() is not None or time.monotonic() > deadline:
-            worker.kill()
-            pytest.fail("the Celery worker did not start:\n" + (worker.stdout.read() if worker.stdout else ""))
-    settings.REPLY_EXECUTION = "celery"
-    yield worker
-    worker.terminate()
-    worker.wait(timeout=30)
+    with celery_worker("generation", redis_url=settings.REDIS_URL, env={"REPLY_EXECUTION": "celery"}) as worker:
+        settings.REPLY_EXECUTION = "celery"
+        yield worker
 
 
 async def test_a_celery_worker_generates_the_reply_and_streams_it(small_faq, generation_worker, communicator_factory):

@@ -4,51 +4,23 @@ PostgreSQL, started by the same command an engineer runs."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from apps.training.models import ExportBatch
+from tests.celery_worker import celery_worker
 from tests.training import factories
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def export_worker(transactional_db, settings, tmp_path):
-    if connection.vendor != "postgresql" or not settings.REDIS_URL:
-        pytest.fail("run with DATABASE_URL=postgres://... and REDIS_URL=redis://... (bin/test does)")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "KARAKURI_DATA_DIR": str(tmp_path / "worker-data"),
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "karakuri_cs", "worker", "-Q", "export", "-P", "solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info",
-         "-n", f"test-export-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    from karakuri_cs.celery import app
-
-    deadline = time.monotonic() + 60
-    while not app.control.ping(timeout=0.5):
-        if worker.poll() is not None or time.monotonic() > deadline:
-            worker.kill()
-            pytest.fail("the Celery worker did not start:\n" + (worker.stdout.read() if worker.stdout else ""))
-    yield worker
-    worker.terminate()
-    worker.wait(timeout=30)
+    env = {"KARAKURI_DATA_DIR": str(tmp_path / "worker-data")}
+    with celery_worker("export", redis_url=settings.REDIS_URL, env=env) as worker:
+        yield worker
 
 
 def test_the_command_runs_the_export_on_an_export_worker(export_worker, capsys, tmp_path):
