@@ -95,11 +95,7 @@ def env_database(name: str, *, default_sqlite: Path) -> dict:
             "NAME": str(default_sqlite),
             # WAL lets the web process read while a writer commits; the timeout rides out short locks.
             "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
-            # Tests use a file like this one, not Django's default in-memory database: that one shares a cache
-            # between connections with table-level locks that the timeout does not retry, so a reply generated
-            # in one thread while the socket's thread stores the next message failed with "table is locked",
-            # which a file in WAL mode (what runs in production) never does.
-            "TEST": {"NAME": str(default_sqlite.with_name(f"test_{default_sqlite.name}"))},
+            "TEST": _sqlite_test_database(default_sqlite),
         }
     scheme = urlparse(value).scheme
     if scheme not in ("postgres", "postgresql", "sqlite"):
@@ -110,10 +106,23 @@ def env_database(name: str, *, default_sqlite: Path) -> dict:
         raise _bad(name, value, f"a database URL ({exc})") from None
     if not config.get("NAME"):
         raise _bad(name, value, "a database URL that names the database")
+    if config.get("ENGINE") == "django.db.backends.sqlite3" and config["NAME"] != ":memory:":
+        config["TEST"] = _sqlite_test_database(Path(config["NAME"]))
     # Persistent connections save a connect per request; 0 closes them after each request (tests use it).
     config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", default=60, minimum=0)
     config["CONN_HEALTH_CHECKS"] = True
     return config
+
+
+def _sqlite_test_database(path: Path) -> dict:
+    """Tests on SQLite use a file beside the database, not Django's default in-memory one.
+
+    The in-memory database shares a cache between connections, with table-level locks that the timeout does not
+    retry: a reply generated in one thread while the socket's thread stored the next message failed with
+    "table is locked", which a file (what runs in production) never does. A file is also what the browser
+    tests' server subprocess can open.
+    """
+    return {"NAME": str(path.with_name(f"test_{path.name}"))}
 
 
 def env_redis_url(name: str, *, default: str) -> str:

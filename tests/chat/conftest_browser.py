@@ -104,18 +104,6 @@ def _free_listening_socket() -> socket.socket:
     return sock
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """An SQLite test database is normally in memory, which the server subprocess cannot open: when browser
-    tests are selected, make it a file in the session's data directory. This runs after collection and before
-    any fixture, so the whole session uses the same database whatever order tests run in."""
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.sqlite3" or (db.get("TEST") or {}).get("NAME"):
-        return
-    if any(item.get_closest_marker("browser") for item in session.items):
-        # The same dict the connection holds, so the test database is created there.
-        db.setdefault("TEST", {})["NAME"] = str(Path(settings.DATA_DIR) / "test_karakuri_cs_browser.sqlite3")
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A failed browser test carries the end of the server's log in its report."""
@@ -362,7 +350,6 @@ def db_read(transactional_db):
 
 __all__ = [
     "BROWSER_FAQ",
-    "pytest_collection_finish",
     "pytest_runtest_makereport",
     "ChatServer",
     "EmbedHosts",
