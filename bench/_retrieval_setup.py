@@ -16,6 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_FAQ = ROOT / "apps" / "faq" / "demo" / "faq.jsonl"
 DEMO_DEVSET = ROOT / "apps" / "faq" / "demo" / "devset.jsonl"
+# The tuning set: the demo FAQ plus 419 more entries (512 in all, many of them near-misses of each other) and
+# 777 queries labelled against all 512 (apps/faq/demo/eval/README.md).
+EVAL_FAQ = (DEMO_FAQ, ROOT / "apps" / "faq" / "demo" / "eval" / "faq_more.jsonl")
+EVAL_DEVSET = ROOT / "apps" / "faq" / "demo" / "eval" / "devset.jsonl"
 
 
 def django_setup() -> Path:

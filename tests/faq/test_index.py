@@ -41,8 +41,10 @@ def test_an_edit_reembeds_only_that_entry_and_is_served_without_restart(demo_faq
     )
     report = index_update()
     assert report.changed == 1 and report.revision == kb_revision_current()
-    # One phrasing + one question-and-answer text, once per model.
-    assert report.embedded == 2 * len(embedder_get().parts)
+    # One phrasing, once per model that embeds phrasings, + one question-and-answer text, once per model that
+    # embeds passages.
+    embedder = embedder_get()
+    assert report.embedded == len(embedder.parts_for("query")) + len(embedder.parts_for("passage"))
     result = faq_search(f"ドローン配達{marker}")
     assert result.hits[0].external_id == "DLV-001"
     assert result.hits[0].question == question
@@ -141,6 +143,7 @@ def test_a_local_sentence_transformers_directory_can_replace_the_default(db, ind
     settings.FAQ_EMBEDDER = str(tmp_path / "st")
     settings.FAQ_EMBEDDER_QUERY_PREFIX = "検索: "
     settings.FAQ_EMBEDDER_PASSAGE_PREFIX = "文書: "
+    settings.FAQ_PHRASE_MODEL_WEIGHTS = settings.FAQ_DOC_MODEL_WEIGHTS = (1.0,)
     rows = [
         FaqRow(external_id="A", question="パスワードを忘れた", answer="再設定してください。"),
         FaqRow(external_id="B", question="返品したい", answer="注文履歴からどうぞ。"),

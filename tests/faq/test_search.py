@@ -145,6 +145,17 @@ def test_eval_retrieval_names_a_bad_line(db, index_dir, tmp_path):
         call_command("eval_retrieval", str(dev))
 
 
+def test_eval_retrieval_refuses_labels_the_knowledge_base_does_not_have(demo_faq, tmp_path):
+    from django.core.management.base import CommandError
+
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(
+        '{"query": "のし", "relevant": ["GFT-001"]}\n{"query": "送料", "relevant": ["DLV-001"]}\n', encoding="utf-8"
+    )
+    with pytest.raises(CommandError, match=r"1 FAQ ids .* \(GFT-001\): import the FAQ"):
+        call_command("eval_retrieval", str(dev))
+
+
 def test_rebuild_index_reports_entries_per_second(db, index_dir):
     from tests.faq.conftest import demo_rows
 

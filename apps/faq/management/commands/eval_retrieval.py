@@ -110,8 +110,22 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         from apps.faq.index import index_update
+        from apps.faq.models import FaqEntry
 
         queries = read_queries(options["file"])
+        # Labels that name no active entry mean the wrong knowledge base is loaded (say the evaluation set's
+        # devset.jsonl against the 93-entry demo alone): every figure would be wrong, so refuse.
+        labelled = {r for q in queries for r in q["relevant"]}
+        known = set(
+            FaqEntry.objects.filter(external_id__in=labelled, is_active=True).values_list("external_id", flat=True)
+        )
+        missing = sorted(labelled - known)
+        if missing:
+            raise CommandError(
+                f"{len(missing)} FAQ ids in {options['file']} are not active entries of the knowledge base "
+                f"({', '.join(missing[:5])}{', …' if len(missing) > 5 else ''}): import the FAQ this set was labelled "
+                "against first."
+            )
         # The index normally follows the database through the `index` task; make sure it has caught up.
         index_update()
         figures = retrieval_evaluate(queries)
