@@ -84,6 +84,7 @@ def synthetic_rows(n: int):
 def run_one(size: int, queries: int, force_hnsw: bool, cache_dir: str | None) -> dict:
     # Cold by default: a fresh embedding cache, so every text goes through the model.
     os.environ["FAQ_CACHE_DIR"] = cache_dir or str(Path(tempfile.mkdtemp(prefix="karakuri-bench-cache-")) / "cache")
+    cache_was_there = (Path(os.environ["FAQ_CACHE_DIR"]) / "embeddings.sqlite3").exists()
     if force_hnsw:
         os.environ["FAQ_INDEX_EXACT_MAX"] = "0"
     django_setup()
@@ -114,20 +115,25 @@ def run_one(size: int, queries: int, force_hnsw: bool, cache_dir: str | None) ->
         latencies.append(faq_search(q).took_ms)
 
     index = live_index.get()
-    recall = ann_recall = None
+    recall = ann_recall = ef_sweep = None
     if index.manifest["index_kind"] == "hnsw":
         # The FAISS graph alone: its top 10 rows against a brute-force top 10 over the same vectors.
         from apps.faq.embedders import embedder_get
 
         found = total = 0
         for q in dev[:100]:
-            vec = embedder_get().embed_query(text_normalize(q))
-            for ann, vectors in ((index.phrase_index, index.phrase_vectors()), (index.doc_index, index.doc_vectors())):
+            embedder = embedder_get()
+            query_vector = embedder.embed_query(text_normalize(q))
+            for ann, vectors, vec in (
+                (index.phrase_index, index.phrase_vectors(), embedder.for_kind(query_vector, "query")),
+                (index.doc_index, index.doc_vectors(), embedder.for_kind(query_vector, "passage")),
+            ):
                 _, rows = ann.search(vec[None, :], 10)
                 exact = set(np.argsort(-(vectors @ vec))[:10].tolist())
                 found += len(exact & set(rows[0].tolist()))
                 total += 10
         ann_recall = found / total
+        ef_sweep = _ef_sweep(index, [embedder_get().embed_query(text_normalize(q)) for q in dev[:100]])
         # End to end: the fused top 10 from the candidates against the fused top 10 over every entry.
         w_s, w_p = settings.FAQ_FUSION_SPARSE_WEIGHT, settings.FAQ_FUSION_PHRASE_WEIGHT
         found = total = 0
@@ -147,7 +153,7 @@ def run_one(size: int, queries: int, force_hnsw: bool, cache_dir: str | None) ->
         "index_kind": index.manifest["index_kind"],
         "vectors": index.manifest["phrase_vectors"] + index.manifest["entries"],
         "build_cold_entries_per_s": size / cold.seconds,
-        "build_cache": "warm" if cache_dir else "cold",
+        "build_cache": "warm" if cache_was_there else "cold",
         "load_avg": os.getloadavg()[0],
         "build_cold_s": cold.seconds,
         "texts_embedded_cold": cold.embedded,
@@ -157,8 +163,49 @@ def run_one(size: int, queries: int, force_hnsw: bool, cache_dir: str | None) ->
         "queries": len(latencies),
         "recall@10_vs_exact": recall,
         "ann_recall@10": ann_recall,
+        "ef_sweep": ef_sweep,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def _ef_sweep(index, query_vectors: list[np.ndarray]) -> dict:
+    """HNSW recall@10 against brute force, and the time of a query's two graph searches, per efSearch value.
+
+    Searched for CANDIDATES rows as faq_search does (FAISS then explores at least that many), top 10 compared.
+    """
+    from apps.faq.embedders import embedder_get
+    from apps.faq.index import HNSW_EF_SEARCH
+    from apps.faq.search import CANDIDATES, _one_thread
+
+    embedder = embedder_get()
+    pairs = [
+        (index.phrase_index, index.phrase_vectors(), "query"),
+        (index.doc_index, index.doc_vectors(), "passage"),
+    ]
+    exact = [
+        [set(np.argsort(-(vectors @ embedder.for_kind(q, kind)))[:10].tolist()) for _, vectors, kind in pairs]
+        for q in query_vectors
+    ]
+    sweep = {}
+    for ef in (CANDIDATES, 500, HNSW_EF_SEARCH):
+        found = total = 0
+        times = []
+        for ann, _, _ in pairs:
+            if hasattr(ann, "hnsw"):
+                ann.hnsw.efSearch = ef
+        with _one_thread():
+            for q, tops in zip(query_vectors, exact, strict=True):
+                started = time.perf_counter()
+                rows = [ann.search(embedder.for_kind(q, kind)[None, :], CANDIDATES)[1][0] for ann, _, kind in pairs]
+                times.append((time.perf_counter() - started) * 1000)
+                for got, top in zip(rows, tops, strict=True):
+                    found += len(top & set(got[:10].tolist()))
+                    total += len(top)
+        sweep[ef] = {"recall@10": found / total, "search_p50_ms": float(np.percentile(times, 50))}
+    for ann, _, _ in pairs:
+        if hasattr(ann, "hnsw"):
+            ann.hnsw.efSearch = HNSW_EF_SEARCH
+    return sweep
 
 
 def main() -> None:
@@ -202,6 +249,12 @@ def main() -> None:
                 f"peak RSS {result['peak_rss_mb']:.0f} MB | load avg {result['load_avg']:.1f}",
                 flush=True,
             )
+            for ef, figures in (result["ef_sweep"] or {}).items():
+                print(
+                    f"          efSearch {ef}: HNSW recall@10 {figures['recall@10']:.3f}, "
+                    f"graph searches p50 {figures['search_p50_ms']:.1f} ms",
+                    flush=True,
+                )
     if args.json:
         print(json.dumps(results))
 

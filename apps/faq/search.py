@@ -71,11 +71,20 @@ class Scores:
     sparse_matched: np.ndarray  # bool: some query term occurs in the entry
 
 
+class IndexMismatch(RuntimeError):
+    """The live index holds vectors of other models or weights than this process's embedder."""
+
+
 def faq_search(query: str, *, k: int = 5) -> SearchResult:
     """Rank active FAQ entries for a customer's question. Thread-safe; never raises."""
     started = time.perf_counter()
     try:
         return _search(query, k=k, started=started)
+    except IndexMismatch as exc:
+        log.error("faq_search: %s", exc)
+        return SearchResult(
+            query=str(query)[:MAX_QUERY_CHARS], hits=[], confident=False, kb_revision=0, took_ms=_ms(started)
+        )
     except Exception:
         log.exception("faq_search failed for a query of %d characters", len(query) if isinstance(query, str) else -1)
         return SearchResult(
@@ -139,24 +148,34 @@ def score_entries(index: FaqIndex, text: str, *, exhaustive: bool = False) -> Sc
 
     `text` is already normalised. Public for the tuning and benchmark scripts.
     """
-    vec = embedder_get().embed_query(text)
+    embedder = embedder_get()
+    if index.model_id != embedder.model_id:
+        # E.g. FAQ_EMBEDDER or the model weights changed and the index was not rebuilt yet: its vectors do not
+        # match this process's query vectors. faq_search logs this and answers "nothing confident".
+        raise IndexMismatch(
+            f"the FAQ index {index.path.name} was built with {index.model_id!r} but this process embeds with "
+            f"{embedder.model_id!r}: run `python manage.py rebuild_index`"
+        )
+    query_vector = embedder.embed_query(text)
+    # Phrase vectors are embedded like queries, doc vectors as passages; each has its models' blocks only.
+    vec, doc_vec = embedder.for_kind(query_vector, "query"), embedder.for_kind(query_vector, "passage")
     term_ids, bound = _query_terms(index, text)
     raw = index.bm25.get_scores_from_ids(term_ids) if term_ids else np.zeros(index.size, dtype=np.float32)
     starts = _phrase_starts(index)
     approximate = index.manifest.get("index_kind") == "hnsw" and not exhaustive
     phrase_vecs, doc_vecs = index.phrase_vectors(), index.doc_vectors()
     with _one_thread():
-        positions = _candidates(index, vec, raw) if approximate else np.arange(index.size)
+        positions = _candidates(index, vec, doc_vec, raw) if approximate else np.arange(index.size)
         if approximate:
             # Every phrase row of every candidate in one gather and one product, then a max per candidate.
             counts = starts[positions + 1] - starts[positions]
             offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
             rows = np.repeat(starts[positions] - offsets, counts) + np.arange(int(counts.sum()))
             phrase = np.maximum.reduceat(phrase_vecs[rows] @ vec, offsets)
-            doc = doc_vecs[positions] @ vec
+            doc = doc_vecs[positions] @ doc_vec
         else:
             phrase = np.maximum.reduceat(phrase_vecs @ vec, starts[:-1])
-            doc = doc_vecs @ vec
+            doc = doc_vecs @ doc_vec
     raw = raw[positions]
     sparse = raw / bound if bound > 0 else np.zeros(len(positions), dtype=np.float32)
     return Scores(positions=positions, phrase=phrase, doc=doc, sparse=sparse, sparse_matched=raw > 0)
@@ -197,10 +216,9 @@ def _phrase_starts(index: FaqIndex) -> np.ndarray:
     return starts
 
 
-def _candidates(index: FaqIndex, vec: np.ndarray, raw_sparse: np.ndarray) -> np.ndarray:
-    q = vec[None, :].astype(np.float32)
-    _, phrase_rows = index.phrase_index.search(q, CANDIDATES)
-    _, doc_rows = index.doc_index.search(q, CANDIDATES)
+def _candidates(index: FaqIndex, vec: np.ndarray, doc_vec: np.ndarray, raw_sparse: np.ndarray) -> np.ndarray:
+    _, phrase_rows = index.phrase_index.search(vec[None, :].astype(np.float32), CANDIDATES)
+    _, doc_rows = index.doc_index.search(doc_vec[None, :].astype(np.float32), CANDIDATES)
     found = {int(index.phrase_owner[r]) for r in phrase_rows[0] if r >= 0}
     found.update(int(r) for r in doc_rows[0] if r >= 0)
     top_sparse = np.argpartition(-raw_sparse, min(CANDIDATES, len(raw_sparse) - 1))[:CANDIDATES]

