@@ -1,6 +1,8 @@
 """Phrasings learned from use: how much retrieval gains when customers' own questions become FAQ phrasings.
 
-    python bench/phrasings_gain.py [--share 0.5] [--seeds 3] [--faq ...] [--dev ...]
+    python bench/phrasings_gain.py [--share 0.5] [--seeds 3] [--faq FILE ...] [--dev FILE]
+
+Defaults: the evaluation set (apps/faq/demo/eval/README.md).
 
 When an operator marks which FAQ answers a customer's question (console issue), that question is added to the
 FAQ's alternative phrasings through `faq_entries_upsert`, like any other edit. This script simulates it: for
@@ -18,15 +20,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._retrieval_setup import DEMO_DEVSET, DEMO_FAQ, django_setup, faq_rows, read_jsonl  # noqa: E402
+from bench._retrieval_setup import EVAL_DEVSET, EVAL_FAQ, django_setup, faq_rows, read_jsonl  # noqa: E402
 
 SHOWN = ("hit@1", "hit@5", "mrr@10", "answer_rate", "precision_when_answered", "unanswerable_declined")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faq", type=Path, default=DEMO_FAQ)
-    parser.add_argument("--dev", type=Path, default=DEMO_DEVSET)
+    parser.add_argument("--faq", type=Path, nargs="+", default=list(EVAL_FAQ))
+    parser.add_argument("--dev", type=Path, default=EVAL_DEVSET)
     parser.add_argument("--share", type=float, default=0.5, help="share of answerable queries learned")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
@@ -34,7 +36,7 @@ def main() -> None:
     from apps.faq.management.commands.eval_retrieval import retrieval_evaluate
     from apps.faq.services import faq_entries_upsert
 
-    records = read_jsonl(args.faq)
+    records = [r for path in args.faq for r in read_jsonl(path)]
     dev = read_jsonl(args.dev)
     answerable = [q for q in dev if q["relevant"]]
     unanswerable = [q for q in dev if not q["relevant"]]

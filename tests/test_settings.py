@@ -44,6 +44,12 @@ def test_it_starts_on_the_embedded_defaults(tmp_path):
         ("CHAT_MAX_MESSAGE_CHARS", "0"),
         ("CHAT_RATE_LIMIT", "often"),
         ("REPLY_EXECUTION", "celery"),
+        ("FAQ_PHRASE_MODEL_WEIGHTS", "1"),  # one weight for the default's two models
+        ("FAQ_PHRASE_MODEL_WEIGHTS", "0.8;0.2"),
+        ("FAQ_DOC_MODEL_WEIGHTS", "-1,2"),
+        ("FAQ_DOC_MODEL_WEIGHTS", "0,0"),
+        ("FAQ_DOC_MODEL_WEIGHTS", "nan,1"),
+        ("FAQ_DOC_MODEL_WEIGHTS", "inf,1"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(tmp_path, name, value):
