@@ -308,11 +308,11 @@ class CachedEmbedder:
             kind: tuple(float(w) for w in (weights or {}).get(kind, equal)) for kind in ("query", "passage")
         }
         for kind, kind_weights in self.weights.items():
-            if len(kind_weights) != len(self.parts):
-                raise ValueError(f"{len(kind_weights)} {kind} weights for {len(self.parts)} models")
+            if len(kind_weights) != len(self.parts) or not any(w > 0 for w in kind_weights):
+                raise ValueError(f"{kind} weights {kind_weights} for {len(self.parts)} models: one each, not all 0")
         # Identifies the vectors an index holds: the models and how their blocks are weighted.
         self.model_id = "+".join(p.model_id for p in self.parts)
-        if len(self.parts) > 1:
+        if any(w != 1.0 for ws in self.weights.values() for w in ws):
             self.model_id += "|" + ";".join(
                 f"{kind}=" + ",".join(f"{w:g}" for w in self.weights[kind]) for kind in ("query", "passage")
             )
