@@ -181,7 +181,7 @@ def _embed(texts: list[str]) -> np.ndarray:
     try:
         from apps.faq.embedders import embedder_get
 
-        return embedder_get().embed(texts, "query")
+        return embedder_get().embed_for_similarity(texts)
     except Exception:
         logger.exception("knowledge gaps: embedding failed; grouping identical questions only")
         keys = {t: i for i, t in enumerate(dict.fromkeys(" ".join(t.split()) for t in texts))}

@@ -384,6 +384,16 @@ class CachedEmbedder:
         ]
         return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
 
+    def embed_for_similarity(self, texts: Sequence[str]) -> np.ndarray:
+        """Rows whose inner product is the mean of the models' cosines, for comparing short texts (questions)
+        with each other, as the console's knowledge gaps do. Not weighted like the index: the weights there are
+        tuned for matching a question to an FAQ, not for telling whether two questions are the same."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        scale = np.float32(1.0 / np.sqrt(len(self.parts)))
+        return np.hstack([self.embed_part(part, texts, "query") * scale for part in self.parts])
+
     def embed_part(
         self,
         part: Embedder,
