@@ -186,24 +186,25 @@ def _ef_sweep(index, query_vectors: list[np.ndarray]) -> dict:
         [set(np.argsort(-(vectors @ embedder.for_kind(q, kind)))[:10].tolist()) for _, vectors, kind in pairs]
         for q in query_vectors
     ]
+    graphs = [ann for ann, _, _ in pairs if hasattr(ann, "hnsw")]
     sweep = {}
-    for ef in (CANDIDATES, 500, HNSW_EF_SEARCH):
-        found = total = 0
-        times = []
-        for ann, _, _ in pairs:
-            if hasattr(ann, "hnsw"):
+    try:
+        for ef in (CANDIDATES, 500, HNSW_EF_SEARCH):
+            for ann in graphs:
                 ann.hnsw.efSearch = ef
-        with _one_thread():
-            for q, tops in zip(query_vectors, exact, strict=True):
-                started = time.perf_counter()
-                rows = [ann.search(embedder.for_kind(q, kind)[None, :], CANDIDATES)[1][0] for ann, _, kind in pairs]
-                times.append((time.perf_counter() - started) * 1000)
-                for got, top in zip(rows, tops, strict=True):
-                    found += len(top & set(got[:10].tolist()))
-                    total += len(top)
-        sweep[ef] = {"recall@10": found / total, "search_p50_ms": float(np.percentile(times, 50))}
-    for ann, _, _ in pairs:
-        if hasattr(ann, "hnsw"):
+            found = total = 0
+            times = []
+            with _one_thread():
+                for q, tops in zip(query_vectors, exact, strict=True):
+                    started = time.perf_counter()
+                    rows = [ann.search(embedder.for_kind(q, kind)[None, :], CANDIDATES)[1][0] for ann, _, kind in pairs]
+                    times.append((time.perf_counter() - started) * 1000)
+                    for got, top in zip(rows, tops, strict=True):
+                        found += len(top & set(got[:10].tolist()))
+                        total += len(top)
+            sweep[ef] = {"recall@10": found / total, "search_p50_ms": float(np.percentile(times, 50))}
+    finally:
+        for ann in graphs:
             ann.hnsw.efSearch = HNSW_EF_SEARCH
     return sweep
 

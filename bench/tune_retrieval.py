@@ -58,7 +58,7 @@ class Components:
 def components(dev: list[dict], records: list[dict]) -> Components:
     from apps.faq.embedders import embedder_get
     from apps.faq.index import entry_doc_text, entry_phrasings, live_index
-    from apps.faq.search import score_entries
+    from apps.faq.search import bm25_scores
     from apps.faq.text import text_normalize
 
     index = live_index.get()
@@ -67,7 +67,8 @@ def components(dev: list[dict], records: list[dict]) -> Components:
     texts = [text_normalize(record["query"]) or " " for record in dev]
     sparse = np.zeros((len(dev), index.size), dtype=np.float32)
     for qi, text in enumerate(texts):
-        sparse[qi] = score_entries(index, text, exhaustive=True).sparse
+        raw, bound = bm25_scores(index, text)
+        sparse[qi] = raw / bound if bound > 0 else 0.0
     alts = {r["id"]: r.get("alt_questions", []) for r in records}
     phrasings = [entry_phrasings(e.question, alts.get(e.external_id, [])) for e in index.entries]
     starts = np.concatenate(([0], np.cumsum([len(p) for p in phrasings])))
@@ -178,6 +179,8 @@ def main() -> None:
     django_setup()
     from django.conf import settings
 
+    if len(settings.FAQ_EMBEDDER.split("+")) > 2:
+        parser.error("tuning the model weights handles one or two models; FAQ_EMBEDDER has more")
     records = [r for path in args.faq for r in read_jsonl(path)]
     load_faq(records)
     dev = read_jsonl(args.dev)

@@ -312,7 +312,7 @@ class CachedEmbedder:
                 raise ValueError(f"{kind} weights {kind_weights} for {len(self.parts)} models: one each, not all 0")
         # Identifies the vectors an index holds: the models and how their blocks are weighted.
         self.model_id = "+".join(p.model_id for p in self.parts)
-        if any(w != 1.0 for ws in self.weights.values() for w in ws):
+        if len(self.parts) > 1 or any(w != 1.0 for ws in self.weights.values() for w in ws):
             self.model_id += "|" + ";".join(
                 f"{kind}=" + ",".join(f"{w:g}" for w in self.weights[kind]) for kind in ("query", "passage")
             )

@@ -2,15 +2,16 @@
 
 For a query q and an entry e:
 
-    phrase(q, e) = max cosine between q and e's question / alternative phrasings
-    doc(q, e)    = cosine between q and e's question + answer
+    phrase(q, e) = max over e's question / alternative phrasings p of  Σ_m a_m · cosine_m(q, p)
+    doc(q, e)    = Σ_m b_m · cosine_m(q, e's question + answer)
+                   (m: the FAQ_EMBEDDER models; a, b: FAQ_PHRASE_MODEL_WEIGHTS, FAQ_DOC_MODEL_WEIGHTS)
     dense(q, e)  = w_p · phrase + (1 − w_p) · doc
     sparse(q, e) = BM25(q, e) / Σ_t max_e' BM25(t, e')      (0..1: 1 = the best entry for every query term)
     score(q, e)  = (1 − w_s) · dense + w_s · sparse
 
 Both parts are absolute (not rescaled per query), so one threshold on the top score says whether retrieval is
 confident. w_p = FAQ_FUSION_PHRASE_WEIGHT, w_s = FAQ_FUSION_SPARSE_WEIGHT and the threshold
-FAQ_CONFIDENCE_THRESHOLD were tuned on the demo dev set (docs/retrieval.md; `bench/tune_retrieval.py`).
+FAQ_CONFIDENCE_THRESHOLD were tuned on the evaluation set (docs/retrieval.md; `bench/tune_retrieval.py`).
 
 `faq_search` never raises: odd input gets a ranked answer or an empty, not-confident result. Hits are checked
 against the database before they are returned, so an entry deactivated a moment ago never comes back even if
@@ -20,6 +21,7 @@ this process's index has not caught up yet.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -74,6 +76,23 @@ class Scores:
 class IndexMismatch(RuntimeError):
     """The live index holds vectors of other models or weights than this process's embedder."""
 
+    def __init__(self, message: str, *, revision: int) -> None:
+        super().__init__(message)
+        self.revision = revision
+
+
+_mismatches_seen: set[tuple[str, str]] = set()
+_mismatches_lock = threading.Lock()
+
+
+def _index_mismatch_first_seen(index: FaqIndex, model_id: str) -> bool:
+    with _mismatches_lock:
+        key = (str(index.path), model_id)
+        if key in _mismatches_seen:
+            return False
+        _mismatches_seen.add(key)
+        return True
+
 
 def faq_search(query: str, *, k: int = 5) -> SearchResult:
     """Rank active FAQ entries for a customer's question. Thread-safe; never raises."""
@@ -81,9 +100,12 @@ def faq_search(query: str, *, k: int = 5) -> SearchResult:
     try:
         return _search(query, k=k, started=started)
     except IndexMismatch as exc:
-        log.error("faq_search: %s", exc)
         return SearchResult(
-            query=str(query)[:MAX_QUERY_CHARS], hits=[], confident=False, kb_revision=0, took_ms=_ms(started)
+            query=str(query)[:MAX_QUERY_CHARS],
+            hits=[],
+            confident=False,
+            kb_revision=exc.revision,
+            took_ms=_ms(started),
         )
     except Exception:
         log.exception("faq_search failed for a query of %d characters", len(query) if isinstance(query, str) else -1)
@@ -150,17 +172,27 @@ def score_entries(index: FaqIndex, text: str, *, exhaustive: bool = False) -> Sc
     """
     embedder = embedder_get()
     if index.model_id != embedder.model_id:
-        # E.g. FAQ_EMBEDDER or the model weights changed and the index was not rebuilt yet: its vectors do not
-        # match this process's query vectors. faq_search logs this and answers "nothing confident".
-        raise IndexMismatch(
+        # E.g. a new version or new FAQ_EMBEDDER / model weights, and the index was not rebuilt yet: its vectors do
+        # not match this process's query vectors, so this answers "nothing confident". The first time, it says
+        # so and asks the `index` queue for a rebuild, which heals it when the index workers run the same
+        # settings as this process. Not without a broker: the task would run here, in a customer's turn, and the
+        # embedded default's `run` rebuilds at start anyway.
+        message = (
             f"the FAQ index {index.path.name} was built with {index.model_id!r} but this process embeds with "
-            f"{embedder.model_id!r}: run `python manage.py rebuild_index`"
+            f"{embedder.model_id!r}: run `python manage.py rebuild_index` (web and index workers need the same "
+            "FAQ_EMBEDDER and model weights)"
         )
+        if _index_mismatch_first_seen(index, embedder.model_id):
+            log.error("faq_search: %s", message)
+            if not settings.CELERY_TASK_ALWAYS_EAGER:
+                from apps.faq.tasks import faq_index_update_task
+
+                faq_index_update_task.delay(index.revision)
+        raise IndexMismatch(message, revision=index.revision)
     query_vector = embedder.embed_query(text)
     # Phrase vectors are embedded like queries, doc vectors as passages; each has its models' blocks only.
     vec, doc_vec = embedder.for_kind(query_vector, "query"), embedder.for_kind(query_vector, "passage")
-    term_ids, bound = _query_terms(index, text)
-    raw = index.bm25.get_scores_from_ids(term_ids) if term_ids else np.zeros(index.size, dtype=np.float32)
+    raw, bound = bm25_scores(index, text)
     starts = _phrase_starts(index)
     approximate = index.manifest.get("index_kind") == "hnsw" and not exhaustive
     phrase_vecs, doc_vecs = index.phrase_vectors(), index.doc_vectors()
@@ -199,6 +231,13 @@ def _one_thread():
 
         _threadpools = ThreadpoolController()
     return _threadpools.limit(limits=1)
+
+
+def bm25_scores(index: FaqIndex, text: str) -> tuple[np.ndarray, float]:
+    """Raw BM25 of every entry for a normalised query, and the bound that scales them to 0..1 (see above)."""
+    term_ids, bound = _query_terms(index, text)
+    raw = index.bm25.get_scores_from_ids(term_ids) if term_ids else np.zeros(index.size, dtype=np.float32)
+    return raw, bound
 
 
 def _query_terms(index: FaqIndex, text: str) -> tuple[list[int], float]:
