@@ -117,23 +117,13 @@ def run_one(size: int, queries: int, force_hnsw: bool, cache_dir: str | None) ->
     index = live_index.get()
     recall = ann_recall = ef_sweep = None
     if index.manifest["index_kind"] == "hnsw":
-        # The FAISS graph alone: its top 10 rows against a brute-force top 10 over the same vectors.
+        # The FAISS graphs alone: their top 10 rows against a brute-force top 10 over the same vectors, at the
+        # efSearch faq_search uses and at smaller ones.
         from apps.faq.embedders import embedder_get
+        from apps.faq.index import HNSW_EF_SEARCH
 
-        found = total = 0
-        for q in dev[:100]:
-            embedder = embedder_get()
-            query_vector = embedder.embed_query(text_normalize(q))
-            for ann, vectors, vec in (
-                (index.phrase_index, index.phrase_vectors(), embedder.for_kind(query_vector, "query")),
-                (index.doc_index, index.doc_vectors(), embedder.for_kind(query_vector, "passage")),
-            ):
-                _, rows = ann.search(vec[None, :], 10)
-                exact = set(np.argsort(-(vectors @ vec))[:10].tolist())
-                found += len(exact & set(rows[0].tolist()))
-                total += 10
-        ann_recall = found / total
         ef_sweep = _ef_sweep(index, [embedder_get().embed_query(text_normalize(q)) for q in dev[:100]])
+        ann_recall = ef_sweep[HNSW_EF_SEARCH]["recall@10"]
         # End to end: the fused top 10 from the candidates against the fused top 10 over every entry.
         w_s, w_p = settings.FAQ_FUSION_SPARSE_WEIGHT, settings.FAQ_FUSION_PHRASE_WEIGHT
         found = total = 0

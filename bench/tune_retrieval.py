@@ -67,8 +67,7 @@ def components(dev: list[dict], records: list[dict]) -> Components:
     texts = [text_normalize(record["query"]) or " " for record in dev]
     sparse = np.zeros((len(dev), index.size), dtype=np.float32)
     for qi, text in enumerate(texts):
-        raw, bound = bm25_scores(index, text)
-        sparse[qi] = raw / bound if bound > 0 else 0.0
+        sparse[qi] = bm25_scores(index, text)
     alts = {r["id"]: r.get("alt_questions", []) for r in records}
     phrasings = [entry_phrasings(e.question, alts.get(e.external_id, [])) for e in index.entries]
     starts = np.concatenate(([0], np.cumsum([len(p) for p in phrasings])))

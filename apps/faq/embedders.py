@@ -298,14 +298,13 @@ class CachedEmbedder:
         parts: Sequence[Embedder],
         cache: EmbeddingCache | None,
         *,
-        weights: dict[Kind, Sequence[float]] | None = None,
+        weights: dict[Kind, Sequence[float]],
         query_lru: int = 2048,
     ) -> None:
         self.parts = list(parts)
         self.cache = cache
-        equal = tuple(1.0 / len(self.parts) for _ in self.parts)
         self.weights: dict[Kind, tuple[float, ...]] = {
-            kind: tuple(float(w) for w in (weights or {}).get(kind, equal)) for kind in ("query", "passage")
+            kind: tuple(float(w) for w in weights[kind]) for kind in ("query", "passage")
         }
         for kind, kind_weights in self.weights.items():
             if len(kind_weights) != len(self.parts) or not any(w > 0 for w in kind_weights):
@@ -374,7 +373,6 @@ class CachedEmbedder:
         `progress(n)` is called as texts complete, once per model used: the total is
         len(texts) × len(parts_for(kind)).
         """
-        texts = [t[:MAX_EMBED_CHARS] for t in texts]
         if not texts:
             return np.zeros((0, self.dim_for(kind)), dtype=np.float32)
         blocks = [
@@ -474,12 +472,13 @@ def embedder_get() -> CachedEmbedder:
             parts = _embedder.parts if same_models else embedder_build(settings.FAQ_EMBEDDER)
             cache = EmbeddingCache(Path(settings.FAQ_CACHE_DIR) / "embeddings.sqlite3")
             weights = {"query": settings.FAQ_PHRASE_MODEL_WEIGHTS, "passage": settings.FAQ_DOC_MODEL_WEIGHTS}
-            if any(len(w) != len(parts) for w in weights.values()):
+            try:
+                _embedder, _embedder_key = CachedEmbedder(parts, cache, weights=weights), key
+            except ValueError as exc:
                 from django.core.exceptions import ImproperlyConfigured
 
                 raise ImproperlyConfigured(
                     f"FAQ_PHRASE_MODEL_WEIGHTS and FAQ_DOC_MODEL_WEIGHTS need one weight for each of the "
-                    f"{len(parts)} models of FAQ_EMBEDDER={settings.FAQ_EMBEDDER!r}."
-                )
-            _embedder, _embedder_key = CachedEmbedder(parts, cache, weights=weights), key
+                    f"{len(parts)} models of FAQ_EMBEDDER={settings.FAQ_EMBEDDER!r}: {exc}"
+                ) from None
         return _embedder

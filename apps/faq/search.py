@@ -100,18 +100,15 @@ def faq_search(query: str, *, k: int = 5) -> SearchResult:
     try:
         return _search(query, k=k, started=started)
     except IndexMismatch as exc:
-        return SearchResult(
-            query=str(query)[:MAX_QUERY_CHARS],
-            hits=[],
-            confident=False,
-            kb_revision=exc.revision,
-            took_ms=_ms(started),
-        )
+        return _nothing(str(query)[:MAX_QUERY_CHARS], revision=exc.revision, started=started)
     except Exception:
         log.exception("faq_search failed for a query of %d characters", len(query) if isinstance(query, str) else -1)
-        return SearchResult(
-            query=str(query)[:MAX_QUERY_CHARS], hits=[], confident=False, kb_revision=0, took_ms=_ms(started)
-        )
+        return _nothing(str(query)[:MAX_QUERY_CHARS], revision=0, started=started)
+
+
+def _nothing(query: str, *, revision: int, started: float) -> SearchResult:
+    """No hits, not confident."""
+    return SearchResult(query=query, hits=[], confident=False, kb_revision=revision, took_ms=_ms(started))
 
 
 def _ms(started: float) -> float:
@@ -129,7 +126,7 @@ def _search(query: str, *, k: int, started: float) -> SearchResult:
     revision = index.revision if index is not None else 0
     text = text_normalize(query[: MAX_QUERY_CHARS * 2])[:MAX_QUERY_CHARS]
     if index is None or index.size == 0 or not text:
-        return SearchResult(query=query, hits=[], confident=False, kb_revision=revision, took_ms=_ms(started))
+        return _nothing(query, revision=revision, started=started)
 
     scores = score_entries(index, text)
     w_s = settings.FAQ_FUSION_SPARSE_WEIGHT
@@ -192,12 +189,12 @@ def score_entries(index: FaqIndex, text: str, *, exhaustive: bool = False) -> Sc
     query_vector = embedder.embed_query(text)
     # Phrase vectors are embedded like queries, doc vectors as passages; each has its models' blocks only.
     vec, doc_vec = embedder.for_kind(query_vector, "query"), embedder.for_kind(query_vector, "passage")
-    raw, bound = bm25_scores(index, text)
+    sparse_all = bm25_scores(index, text)
     starts = _phrase_starts(index)
     approximate = index.manifest.get("index_kind") == "hnsw" and not exhaustive
     phrase_vecs, doc_vecs = index.phrase_vectors(), index.doc_vectors()
     with _one_thread():
-        positions = _candidates(index, vec, doc_vec, raw) if approximate else np.arange(index.size)
+        positions = _candidates(index, vec, doc_vec, sparse_all) if approximate else np.arange(index.size)
         if approximate:
             # Every phrase row of every candidate in one gather and one product, then a max per candidate.
             counts = starts[positions + 1] - starts[positions]
@@ -208,9 +205,8 @@ def score_entries(index: FaqIndex, text: str, *, exhaustive: bool = False) -> Sc
         else:
             phrase = np.maximum.reduceat(phrase_vecs @ vec, starts[:-1])
             doc = doc_vecs @ doc_vec
-    raw = raw[positions]
-    sparse = raw / bound if bound > 0 else np.zeros(len(positions), dtype=np.float32)
-    return Scores(positions=positions, phrase=phrase, doc=doc, sparse=sparse, sparse_matched=raw > 0)
+    sparse = sparse_all[positions]
+    return Scores(positions=positions, phrase=phrase, doc=doc, sparse=sparse, sparse_matched=sparse > 0)
 
 
 _threadpools = None
@@ -233,11 +229,12 @@ def _one_thread():
     return _threadpools.limit(limits=1)
 
 
-def bm25_scores(index: FaqIndex, text: str) -> tuple[np.ndarray, float]:
-    """Raw BM25 of every entry for a normalised query, and the bound that scales them to 0..1 (see above)."""
+def bm25_scores(index: FaqIndex, text: str) -> np.ndarray:
+    """The sparse part for every entry and a normalised query: BM25 scaled to 0..1 by its bound (see above)."""
     term_ids, bound = _query_terms(index, text)
-    raw = index.bm25.get_scores_from_ids(term_ids) if term_ids else np.zeros(index.size, dtype=np.float32)
-    return raw, bound
+    if not term_ids or bound <= 0:
+        return np.zeros(index.size, dtype=np.float32)
+    return index.bm25.get_scores_from_ids(term_ids) / bound
 
 
 def _query_terms(index: FaqIndex, text: str) -> tuple[list[int], float]:
@@ -255,13 +252,13 @@ def _phrase_starts(index: FaqIndex) -> np.ndarray:
     return starts
 
 
-def _candidates(index: FaqIndex, vec: np.ndarray, doc_vec: np.ndarray, raw_sparse: np.ndarray) -> np.ndarray:
+def _candidates(index: FaqIndex, vec: np.ndarray, doc_vec: np.ndarray, sparse: np.ndarray) -> np.ndarray:
     _, phrase_rows = index.phrase_index.search(vec[None, :].astype(np.float32), CANDIDATES)
     _, doc_rows = index.doc_index.search(doc_vec[None, :].astype(np.float32), CANDIDATES)
     found = {int(index.phrase_owner[r]) for r in phrase_rows[0] if r >= 0}
     found.update(int(r) for r in doc_rows[0] if r >= 0)
-    top_sparse = np.argpartition(-raw_sparse, min(CANDIDATES, len(raw_sparse) - 1))[:CANDIDATES]
-    found.update(int(p) for p in top_sparse if raw_sparse[p] > 0)
+    top_sparse = np.argpartition(-sparse, min(CANDIDATES, len(sparse) - 1))[:CANDIDATES]
+    found.update(int(p) for p in top_sparse if sparse[p] > 0)
     return np.array(sorted(found), dtype=np.int64)
 
 
