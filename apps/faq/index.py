@@ -53,9 +53,21 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
-# Measured on 100k near-duplicate synthetic entries (bench/bench_retrieval.py, docs/retrieval.md): efConstruction
-# 80 / efSearch 320 gave recall@10 0.91 against brute force; 200 / 1000 gives 1.00 for 0.6 ms a query.
-HNSW_EF_SEARCH = 1000
+# efSearch grows with the graph: one per 100 vectors, between 300 (the candidates faq_search takes, which FAISS
+# explores at least) and 1000. Measured on near-duplicate synthetic entries (bench/bench_retrieval.py,
+# docs/retrieval.md): at 100k entries (230k phrase vectors) efSearch 300 / 500 / 1000 gave recall@10 0.974 / 0.989
+# / 1.000 against brute force, so the largest graphs get 1000; at 10k entries (23k phrase vectors) 300 already
+# gave 1.000, for 2.6 ms a query's two searches instead of 6.0 ms at 1000. efConstruction 80 / efSearch 320 gave
+# 0.91 at 100k; efConstruction 200 is what makes the graphs that good.
+HNSW_EF_SEARCH_MIN = 300
+HNSW_EF_SEARCH_MAX = 1000
+
+
+def hnsw_ef_search(vectors: int) -> int:
+    """The efSearch an HNSW graph of this many vectors is searched with."""
+    return int(min(HNSW_EF_SEARCH_MAX, max(HNSW_EF_SEARCH_MIN, vectors // 100)))
+
+
 BM25_K1 = 1.2
 BM25_B = 0.75
 _KEEP_OLD_VERSIONS = 2
@@ -324,9 +336,10 @@ def _faiss_index(vectors: np.ndarray, *, exact: bool) -> faiss.Index:
     else:
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = HNSW_EF_SEARCH
     if len(vectors):
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    if not exact:
+        index.hnsw.efSearch = hnsw_ef_search(index.ntotal)
     return index
 
 
@@ -390,7 +403,7 @@ def index_load(path: Path) -> FaqIndex:
     doc_index = faiss.read_index(str(path / "doc.faiss"))
     for index in (phrase_index, doc_index):
         if isinstance(index, faiss.IndexHNSW):
-            index.hnsw.efSearch = HNSW_EF_SEARCH
+            index.hnsw.efSearch = hnsw_ef_search(index.ntotal)
     bm25 = bm25s.BM25.load(str(path / "bm25"), show_progress=False) if entries else None
     return FaqIndex(
         path=path,

