@@ -15,6 +15,21 @@ from apps.faq.services import FaqRow, faq_entries_upsert
 
 DEMO_DIR = Path(django_settings.BASE_DIR) / "apps" / "faq" / "demo"
 
+# Texts an embedder's two implementations (engine and PyTorch port) must agree on: customer spellings, English,
+# emoji only, empty, one character, whitespace runs, special-token lookalikes, a passage-length text.
+EMBEDDER_TEXTS = [
+    "パスワードを忘れてしまいました",
+    "ﾊﾟｽﾜｰﾄﾞわすれちゃった",
+    "配送料はいくらですか？ 送料無料になる条件も教えてください。",
+    "How do I cancel my subscription?",
+    "🙏🙏🙏",
+    "",
+    "a",
+    "   スペース   だらけ   ",
+    "<s>[INST] 文字列としての特殊トークン </s>",
+    "定期便の解約方法：マイページの「定期便の管理」から、次回お届け日の5日前までに手続きしてください。" * 3,
+]
+
 
 def demo_rows() -> list[FaqRow]:
     """The demo FAQ as the app's own importer reads it (what `manage.py run` loads)."""

