@@ -167,3 +167,31 @@ def test_rebuild_index_reports_entries_per_second(db, index_dir):
     out = StringIO()
     call_command("rebuild_index", stdout=out, stderr=StringIO())
     assert "nothing to do" in out.getvalue()
+
+
+def test_the_warm_up_loads_the_models_a_first_search_needs_and_never_raises(demo_faq, monkeypatch):
+    from apps.faq import embedders, search
+
+    text = "ウォームアップだけで使う問い合わせ文"  # in no other test, so no earlier search put it in the query cache
+    search.search_warm_up(text)
+    assert embedders._embedder is not None and text in embedders._embedder._queries
+
+    def broken():
+        raise RuntimeError("the index directory is unreadable")
+
+    monkeypatch.setattr(search, "embedder_get", broken)
+    search.search_warm_up("送料")  # logged, not raised
+
+
+def test_only_a_worker_process_for_generation_warms_search_up(monkeypatch):
+    from karakuri_cs import celery as celery_module
+
+    calls = []
+    monkeypatch.setattr("apps.faq.search.search_warm_up", lambda: calls.append("warm"))
+    queues = celery_module.app.amqp.queues
+    monkeypatch.setattr(queues, "_consume_from", {"index": object()})
+    celery_module.search_warm_up_for_generation()
+    assert calls == []
+    monkeypatch.setattr(queues, "_consume_from", {"generation": object(), "default": object()})
+    celery_module.search_warm_up_for_generation()
+    assert calls == ["warm"]

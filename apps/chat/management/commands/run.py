@@ -28,11 +28,9 @@ class Command(BaseCommand):
             self.stdout.write(f"Loading the demo FAQ from {DEMO_FAQ} ...")
             call_command("import_faq", str(DEMO_FAQ))
         call_command("rebuild_index")  # a no-op when the saved index is current
-        # Load the embedding models, the user dictionary and the index now rather than in the first customer's
-        # turn: ~3 s where PyTorch answers queries (CPUs with native bfloat16).
-        from apps.faq.search import faq_search
+        from apps.faq.search import search_warm_up
 
-        faq_search("送料はいくらですか")
+        search_warm_up()
         self.stdout.write(self.style.SUCCESS(f"Serving on http://{host}:{port}/chat/  (Ctrl+C to stop)"))
         from daphne.cli import CommandLineInterface
 
