@@ -25,3 +25,13 @@ application = remember_event_loop(
         }
     )
 )
+
+from django.conf import settings  # noqa: E402
+
+if settings.REPLY_EXECUTION == "inprocess":
+    # This process answers customers itself (the embedded default): load the search models before serving, not
+    # in the first customer's turn, where loading PyTorch (~3 s, mostly imports holding the GIL) also stalls the
+    # event loop that carries every other conversation's events.
+    from apps.faq.search import search_warm_up  # noqa: E402
+
+    search_warm_up()

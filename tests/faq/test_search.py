@@ -195,3 +195,28 @@ def test_only_a_worker_process_for_generation_warms_search_up(monkeypatch):
     monkeypatch.setattr(queues, "_consume_from", {"generation": object(), "default": object()})
     celery_module.search_warm_up_for_generation()
     assert calls == ["warm"]
+
+
+@pytest.mark.parametrize(("execution", "loaded"), [("inprocess", True), ("celery", False)])
+def test_a_web_process_that_answers_itself_loads_the_search_models_before_serving(tmp_path, execution, loaded):
+    """The ASGI application, imported as daphne imports it, in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {
+        **os.environ,
+        "KARAKURI_DATA_DIR": str(tmp_path),
+        "FAQ_CACHE_DIR": str(settings.FAQ_CACHE_DIR),
+        "REPLY_EXECUTION": execution,
+        "REDIS_URL": "redis://127.0.0.1:6379/9",
+    }
+    env.pop("DATABASE_URL", None)
+    check = "import karakuri_cs.asgi; from apps.faq import embedders; print(embedders._embedder is not None)"
+    out = subprocess.run(
+        [sys.executable, "-c", check], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == str(loaded)

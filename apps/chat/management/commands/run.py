@@ -28,9 +28,6 @@ class Command(BaseCommand):
             self.stdout.write(f"Loading the demo FAQ from {DEMO_FAQ} ...")
             call_command("import_faq", str(DEMO_FAQ))
         call_command("rebuild_index")  # a no-op when the saved index is current
-        from apps.faq.search import search_warm_up
-
-        search_warm_up()
         self.stdout.write(self.style.SUCCESS(f"Serving on http://{host}:{port}/chat/  (Ctrl+C to stop)"))
         from daphne.cli import CommandLineInterface
 
