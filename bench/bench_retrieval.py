@@ -121,8 +121,6 @@ def run_one(size: int, queries: int, force_hnsw: bool, cache_dir: str | None) ->
     if index.manifest["index_kind"] == "hnsw":
         # The FAISS graphs alone: their top 10 rows against a brute-force top 10 over the same vectors, at the
         # efSearch faq_search uses (each graph's own, by its size) and at fixed values.
-        from apps.faq.embedders import embedder_get
-
         ef_sweep = _ef_sweep(index, [embedder_get().embed_query(text_normalize(q)) for q in dev[:100]])
         ann_recall = ef_sweep["as configured"]["recall@10"]
         # End to end: the fused top 10 from the candidates against the fused top 10 over every entry.
@@ -174,9 +172,11 @@ def _ef_sweep(index, query_vectors: list[np.ndarray]) -> dict:
         (index.phrase_index, index.phrase_vectors(), "query"),
         (index.doc_index, index.doc_vectors(), "passage"),
     ]
+    # Each query as each graph holds its vectors (the models' blocks of that kind of text), and its exact top 10.
+    per_graph = [[embedder.for_kind(q, kind)[None, :] for _, _, kind in pairs] for q in query_vectors]
     exact = [
-        [set(np.argsort(-(vectors @ embedder.for_kind(q, kind)))[:10].tolist()) for _, vectors, kind in pairs]
-        for q in query_vectors
+        [set(np.argsort(-(vectors @ v[0]))[:10].tolist()) for (_, vectors, _), v in zip(pairs, vs, strict=True)]
+        for vs in per_graph
     ]
     graphs = [ann for ann, _, _ in pairs if hasattr(ann, "hnsw")]
     configured = [ann.hnsw.efSearch for ann in graphs]
@@ -188,9 +188,9 @@ def _ef_sweep(index, query_vectors: list[np.ndarray]) -> dict:
             found = total = 0
             times = []
             with _one_thread():
-                for q, tops in zip(query_vectors, exact, strict=True):
+                for vs, tops in zip(per_graph, exact, strict=True):
                     started = time.perf_counter()
-                    rows = [ann.search(embedder.for_kind(q, kind)[None, :], CANDIDATES)[1][0] for ann, _, kind in pairs]
+                    rows = [ann.search(v, CANDIDATES)[1][0] for (ann, _, _), v in zip(pairs, vs, strict=True)]
                     times.append((time.perf_counter() - started) * 1000)
                     for got, top in zip(rows, tops, strict=True):
                         found += len(top & set(got[:10].tolist()))

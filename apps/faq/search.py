@@ -112,8 +112,9 @@ def search_warm_up(text: str = "送料はいくらですか") -> None:
     started = time.perf_counter()
     try:
         live_index.get()
-        embedder_get().embed_query(text_normalize(text))
-        text_tokens(text_normalize(text))
+        text = text_normalize(text)
+        embedder_get().embed_query(text)
+        text_tokens(text)
     except Exception:
         log.warning("search warm-up failed; the first search will load what it needs", exc_info=True)
         return
