@@ -1,4 +1,5 @@
-"""Pieces the benchmark scripts share: percentiles and a real daphne server on a free port."""
+"""Pieces the benchmark scripts share: percentiles, a real daphne server on a free port, and Django on a throwaway
+SQLite database."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,3 +51,21 @@ def daphne_server(*, start_timeout: float = 120) -> Iterator[int]:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def django_setup() -> Path:
+    """Configure Django on a fresh SQLite database in a temporary directory and migrate it. Returns the dir."""
+    sys.path.insert(0, str(ROOT))
+    work = Path(tempfile.mkdtemp(prefix="karakuri-bench-"))
+    os.environ["KARAKURI_DATA_DIR"] = str(work)
+    os.environ["FAQ_INDEX_DIR"] = str(work / "index")
+    os.environ.setdefault("FAQ_CACHE_DIR", str(ROOT / "var" / "cache"))
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("REDIS_URL", None)  # index updates run in-process, right after each commit
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "karakuri_cs.settings")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    return work

@@ -8,10 +8,9 @@ the same text costs no model time.
 from __future__ import annotations
 
 import json
-import os
-import sys
-import tempfile
 from pathlib import Path
+
+from bench._common import django_setup  # noqa: F401  (the retrieval scripts import it from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_FAQ = ROOT / "apps" / "faq" / "demo" / "faq.jsonl"
@@ -20,24 +19,6 @@ DEMO_DEVSET = ROOT / "apps" / "faq" / "demo" / "devset.jsonl"
 # 777 queries labelled against all 512 (apps/faq/demo/eval/README.md).
 EVAL_FAQ = (DEMO_FAQ, ROOT / "apps" / "faq" / "demo" / "eval" / "faq_more.jsonl")
 EVAL_DEVSET = ROOT / "apps" / "faq" / "demo" / "eval" / "devset.jsonl"
-
-
-def django_setup() -> Path:
-    """Configure Django on a fresh SQLite database in a temporary directory and migrate it. Returns the dir."""
-    sys.path.insert(0, str(ROOT))
-    work = Path(tempfile.mkdtemp(prefix="karakuri-bench-"))
-    os.environ["KARAKURI_DATA_DIR"] = str(work)
-    os.environ["FAQ_INDEX_DIR"] = str(work / "index")
-    os.environ.setdefault("FAQ_CACHE_DIR", str(ROOT / "var" / "cache"))
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.pop("REDIS_URL", None)  # index updates run in-process, right after each commit
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "karakuri_cs.settings")
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    return work
 
 
 def read_jsonl(path: Path) -> list[dict]:

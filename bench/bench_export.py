@@ -38,7 +38,8 @@ _POLITE = [
     "ご不便をおかけしており申し訳ございません。",
     "ご確認いただきありがとうございます。",
 ]
-_PII = ["090-{:04d}-{:04d}", "〒150-{:04d}", "yamada{}{}@example.com", "山田{}{}様"]
+# Names as customers and operators write them: with 様, and without (found by their context through Sudachi).
+_PII = ["090-{:04d}-{:04d}", "〒150-{:04d}", "yamada{}{}@example.com", "山田{}{}様", "。田中です", "。佐藤と申します"]
 
 
 def _phrase(rng: random.Random, n: int) -> str:

@@ -1,10 +1,11 @@
 """Personal data masked out of exported training text.
 
 Looked for, in this order (an earlier kind wins where two overlap): e-mail addresses, card-like numbers (13 to
-19 digits), 12-digit My Number, Japanese phone numbers, postal codes (〒 or NNN-NNNN), and names written as
-〇〇様 / 〇〇さま. Digits, letters and hyphens are matched in full width too (０９０－…): the patterns run on a
-copy where those are folded to ASCII one character for one, so every match maps back to the original text
-exactly, and only the matched characters change. A name keeps its honorific: 山田様 → ［氏名］様.
+19 digits), 12-digit My Number, Japanese phone numbers, postal codes (〒 or NNN-NNNN), and names: written as
+〇〇様 / 〇〇さま, or found by their context with SudachiPy (田中です, 森と申します, 名前は…; see below).
+Digits, letters and hyphens are matched in full width too (０９０－…): the patterns run on a copy where those
+are folded to ASCII one character for one, so every match maps back to the original text exactly, and only the
+matched characters change. A name keeps its honorific or context: 山田様 → ［氏名］様, 田中です → ［氏名］です.
 
 Which kinds are masked, and literal strings never masked (the company's own support number), come from
 TRAINING_PII_KINDS and TRAINING_PII_ALLOW. Over-masking is preferred to a leak: a 13-digit order number is
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from apps.training.config import PII_KINDS
@@ -55,13 +56,35 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
         r"|(?:\+81[ -]?(?:\(0\))?|0)[0-9]{1,4}[ -]?[0-9]{1,4}[ -]?)[0-9]{3,4}(?![0-9])"
     ),
     "postal": re.compile(r"〒 ?[0-9]{3}-?[0-9]{4}(?![0-9])|(?<![0-9-])[0-9]{3}-[0-9]{4}(?![0-9-])"),
-    # A run of kanji (or katakana) right before the honorific; 様々, 様子, 様式, 様相 are not honorifics. The run
-    # never takes in a 様 itself: in 山田様さま the name is 山田, not 山田様.
-    "name": re.compile(r"((?:(?!様)[\u4e00-\u9fff々〆ヵヶ]){1,8}|[ァ-ヺー]{2,12})(?=(?:様(?![々子式相態])|さま))"),
+    # A whole run of kanji (or katakana) right before the honorific; 様々, 様子, 様式, 様相 are not honorifics.
+    # The run never takes in a 様 itself: in 山田様さま the name is 山田, not 山田様. One after お / ご is not a
+    # name: お子さま, お一人様, ご家族様, お連れ様.
+    "name": re.compile(
+        r"((?<![々〆ヵヶおご御])(?:(?<=様)|(?<![\u4e00-\u9fff]))(?:(?!様)[\u4e00-\u9fff々〆ヵヶ]){1,8}"
+        r"|(?<![ァ-ヺーおご])[ァ-ヺー]{2,12})(?=(?:様(?![々子式相態])|さま))"
+    ),
 }
 
-# Every pattern needs one of these: a digit, an @, or an honorific.
-_ANY = re.compile(r"[0-9@様]|さま")
+# Names written without 様 are found by their context and Sudachi's part of speech, reading only a few
+# characters around each place a name is likely (a whole export through Sudachi would take minutes):
+# - right before an honorific or a self-introduction, a surname or given name in Sudachi's dictionary
+#   (田中さん, たなか様, 鈴木一郎です, 佐藤といいます);
+# - right before と申します / と申す, any short run of nouns (森と申します, 松本と申します: Sudachi tags 森 a
+#   common noun and 松本 a place);
+# - right after a label (お名前は…, 氏名：…), a run of nouns that ends the phrase (名前は森です, 氏名：山田 花子),
+#   but not 名前は変更できますか.
+# A full name with no context around it (鈴木一郎に変更) is not found.
+_BEFORE_HONORIFIC = re.compile(r"さん|さま|様|くん|ちゃん|君|氏|殿|と(?:言|い)[いうっ]|でございます")
+_BEFORE_SELF_INTRODUCTION = re.compile(r"と申[しす]")
+_AFTER_LABEL = re.compile(r"(?:名前|氏名|名義|宛名|フルネーム)(?:は|:|：)[ \u3000]*")
+# です after a short run that starts a sentence (田中です。, はい、田中です, 担当の佐藤です): everywhere else です
+# follows anything at all, and reading every です would cost most of the time Sudachi would take on everything.
+_BEFORE_DESU = re.compile(r"(?:^|(?<=[。、！？!?\s「『（(]))[^。、！？!?\s「」『』（）()]{1,8}(?=です|でございます)")
+_PHRASE_END = re.compile(r"[ \u3000]*(?:$|です|でございます|と申|[。、！？!?,，.\n「」（）()])")
+_WINDOW = 12  # characters read before an anchor: a name with what Sudachi needs to cut it right
+
+# Every pattern needs one of these: a digit, an @, an honorific or a name's context.
+_ANY = re.compile(r"[0-9@様君氏殿]|さま|さん|くん|ちゃん|と言|とい|と申|でござい|です|名前|氏名|名義|宛名|フルネーム")
 
 # Words before 様 that are not names: the whole kanji run, or how it ends.
 _NOT_NAMES = frozenset("客 皆 各位 同 仕 模 多 異 一 今 王 神 仏 奥 殿 貴 両 上 別 各 外 有 文 紋 図".split())
@@ -80,6 +103,73 @@ def _phone_ok(digits: str) -> bool:
 
 def _is_name(run: str) -> bool:
     return run not in _NOT_NAMES and not run.endswith(_NOT_NAME_ENDINGS)
+
+
+def _is_person(pos: tuple[str, ...]) -> bool:
+    return pos[1] == "固有名詞" and pos[2] == "人名" and pos[3] in ("姓", "名")
+
+
+def _is_noun(pos: tuple[str, ...]) -> bool:
+    return pos[0] == "名詞" and pos[1] != "数詞"
+
+
+def _run_before(text: str, end: int, take) -> tuple[int, int] | None:
+    """The span of the morphemes that `take` accepts, ending exactly at `end` (at most 3, a space between two
+    allowed), or None."""
+    start0 = max(0, end - _WINDOW)
+    from apps.faq.text import text_morphemes
+
+    morphemes = [(s + start0, e + start0, pos) for s, e, pos in text_morphemes(text[start0:end])]
+    start = end
+    taken = 0
+    for s, e, pos in reversed(morphemes):
+        if e != start or taken == 3:
+            break
+        if pos[0] == "空白" and taken:
+            start = s
+            continue
+        if not take(pos):
+            break
+        start, taken = s, taken + 1
+    while start < end and text[start] in " \u3000":
+        start += 1
+    return (start, end) if taken else None
+
+
+def _run_after(text: str, start: int) -> tuple[int, int] | None:
+    """The nouns right after a label, if they end the phrase (氏名：山田 花子。), or None."""
+    from apps.faq.text import text_morphemes
+
+    end = start
+    taken = 0
+    for s, e, pos in ((s + start, e + start, pos) for s, e, pos in text_morphemes(text[start : start + _WINDOW])):
+        if s != end or taken == 3 or not (_is_noun(pos) or pos[0] == "空白" and taken):
+            break
+        end, taken = e, taken + (pos[0] != "空白")
+    end = len(text[:end].rstrip(" \u3000"))
+    if not taken or not _PHRASE_END.match(text, end):
+        return None
+    return start, end
+
+
+def _names_in_context(text: str) -> Iterator[tuple[int, int]]:
+    """Spans of names found by their context (see above), in no particular order, possibly overlapping."""
+    for match in _BEFORE_HONORIFIC.finditer(text):
+        span = _run_before(text, match.start(), _is_person)
+        if span:
+            yield span
+    for match in _BEFORE_DESU.finditer(text):
+        span = _run_before(text, match.end(), _is_person)
+        if span:
+            yield span
+    for match in _BEFORE_SELF_INTRODUCTION.finditer(text):
+        span = _run_before(text, match.start(), _is_noun)
+        if span and _is_name(text[span[0] : span[1]]):
+            yield span
+    for match in _AFTER_LABEL.finditer(text):
+        span = _run_after(text, match.end())
+        if span:
+            yield span
 
 
 @dataclass
@@ -122,8 +212,12 @@ class Masker:
             return text, counts
         spans: list[tuple[int, int, str]] = []
         for kind in self.kinds:
-            for match in _PATTERNS[kind].finditer(text if kind == "name" else scan):
-                start, end = match.span(1) if kind == "name" else match.span()
+            if kind == "name":
+                found_spans = [m.span(1) for m in _PATTERNS[kind].finditer(text)]
+                found_spans += sorted(_names_in_context(text))
+            else:
+                found_spans = [m.span() for m in _PATTERNS[kind].finditer(scan)]
+            for start, end in found_spans:
                 if any(start < e and s < end for s, e, _ in spans):
                     continue
                 found = (text if kind == "name" else scan)[start:end]
