@@ -72,3 +72,14 @@ def communicator_factory():
     # Tests disconnect their own; anything left open is closed by pytest-asyncio's loop teardown.
     for communicator in opened:
         communicator.future.cancel()
+
+
+@pytest.fixture
+def generation_worker(transactional_db, settings):
+    """A real Celery worker process on the `generation` queue (bot replies and copilot drafts), with this process
+    sending work to it. Needs Redis (tests marked `services`)."""
+    from tests.celery_worker import celery_worker
+
+    with celery_worker("generation", redis_url=settings.REDIS_URL, env={"REPLY_EXECUTION": "celery"}) as worker:
+        settings.REPLY_EXECUTION = "celery"
+        yield worker

@@ -6,18 +6,10 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
-from tests.celery_worker import celery_worker
 from tests.chat.test_consumer import messages_of
 from tests.websocket import hello, is_bot_message, receive_until, send
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def generation_worker(transactional_db, settings):
-    with celery_worker("generation", redis_url=settings.REDIS_URL, env={"REPLY_EXECUTION": "celery"}) as worker:
-        settings.REPLY_EXECUTION = "celery"
-        yield worker
 
 
 async def test_a_celery_worker_generates_the_reply_and_streams_it(small_faq, generation_worker, communicator_factory):

@@ -28,6 +28,21 @@ async def signed_in(console_socket, user):
     return comm
 
 
+async def asked_for_a_person_and_taken_over(console, communicator_factory):
+    """A customer who asked for a person, then asked PASSWORD_QUESTION; the console's operator took over.
+    Returns (customer socket, conversation id)."""
+    customer = await communicator_factory()
+    ready, _ = await hello(customer)
+    conversation_id = ready["conversation_id"]
+    await send(customer, {"type": "operator.request"})
+    await receive_until(customer, of_type("conversation.status", status="waiting_for_operator"))
+    await send(customer, {"type": "message.send", "text": PASSWORD_QUESTION})
+    await receive_until(customer, lambda e: e["type"] == "message.created" and e["message"]["role"] == "customer")
+    await send(console, {"type": "take_over", "conversation_id": conversation_id, "request_id": "t"})
+    await receive_until(console, of_type("ack", request_id="t"))
+    return customer, conversation_id
+
+
 async def test_anonymous_users_and_users_without_a_role_are_refused(console_socket, outsider):
     for user in (None, outsider):
         comm, connected = await console_socket(user)
@@ -100,15 +115,7 @@ async def test_a_copilot_draft_arrives_and_sending_it_records_a_copilot_edit(
     small_faq, console_socket, communicator_factory, operator
 ):
     console = await signed_in(console_socket, operator)
-    customer = await communicator_factory()
-    ready, _ = await hello(customer)
-    conversation_id = ready["conversation_id"]
-    await send(customer, {"type": "operator.request"})
-    await receive_until(customer, of_type("conversation.status", status="waiting_for_operator"))
-    await send(customer, {"type": "message.send", "text": PASSWORD_QUESTION})
-    await receive_until(customer, lambda e: e["type"] == "message.created" and e["message"]["role"] == "customer")
-    await send(console, {"type": "take_over", "conversation_id": conversation_id, "request_id": "t"})
-    await receive_until(console, of_type("ack", request_id="t"))
+    customer, conversation_id = await asked_for_a_person_and_taken_over(console, communicator_factory)
 
     await send(console, {"type": "draft.request", "conversation_id": conversation_id, "request_id": "d"})
     draft = (await receive_until(console, of_type("draft.ready", conversation_id=conversation_id)))[-1]["draft"]
