@@ -39,7 +39,15 @@ _POLITE = [
     "ご確認いただきありがとうございます。",
 ]
 # Names as customers and operators write them: with 様, and without (found by their context through Sudachi).
-_PII = ["090-{:04d}-{:04d}", "〒150-{:04d}", "yamada{}{}@example.com", "山田{}{}様", "。田中です", "。佐藤と申します"]
+_PII = [
+    "090-{:04d}-{:04d}",
+    "〒150-{:04d}",
+    "yamada{}{}@example.com",
+    "山田{}{}様",
+    "。田中です",
+    "。佐藤と申します",
+    "東京都新宿区西新宿{}-{}-1",
+]
 
 
 def _phrase(rng: random.Random, n: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 # The kinds of personal data the masker knows (apps.training.masking), in the order it looks for them.
-PII_KINDS: tuple[str, ...] = ("email", "card", "my_number", "phone", "postal", "name")
+PII_KINDS: tuple[str, ...] = ("email", "card", "my_number", "phone", "postal", "address", "name")
 
 
 def pii_kinds_setting(name: str, value: str) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """Personal data masked out of exported training text.
 
 Looked for, in this order (an earlier kind wins where two overlap): e-mail addresses, card-like numbers (13 to
-19 digits), 12-digit My Number, Japanese phone numbers, postal codes (〒 or NNN-NNNN), and names: written as
+19 digits), 12-digit My Number, Japanese phone numbers, postal codes (〒 or NNN-NNNN), street addresses down to
+their block number, and names: written as
 〇〇様 / 〇〇さま, or found by their context with SudachiPy (田中です, 森と申します, 名前は…; see below).
 Digits, letters and hyphens are matched in full width too (０９０－…): the patterns run on a copy where those
 are folded to ASCII one character for one, so every match maps back to the original text exactly, and only the
@@ -40,6 +41,25 @@ _FOLD = str.maketrans(
     }
 )
 
+# A street address down to its block number: a prefecture and/or municipalities (市 区 町 村 郡), the town, then
+# numbers (2-8-1, １丁目２番３号, 123番地, 三丁目), and a building or room number right after (メゾン梅田101号室).
+# Without a block number it is not masked: 東京都 or 横浜市中区 alone is a region, not a person's address. Runs on
+# the folded copy, where ー in katakana reads as "-".
+_PREFECTURE = (
+    "北海道|東京都|京都府|大阪府|青森県|岩手県|宮城県|秋田県|山形県|福島県|茨城県|栃木県|群馬県|埼玉県|千葉県|"
+    "神奈川県|新潟県|富山県|石川県|福井県|山梨県|長野県|岐阜県|静岡県|愛知県|三重県|滋賀県|兵庫県|奈良県|和歌山県|"
+    "鳥取県|島根県|岡山県|広島県|山口県|徳島県|香川県|愛媛県|高知県|福岡県|佐賀県|長崎県|熊本県|大分県|宮崎県|"
+    "鹿児島県|沖縄県"
+)
+_PLACE_CHARS = "\u4e00-\u9fff々〆ヵヶァ-ヺ"
+_MUNICIPALITY = f"(?:[{_PLACE_CHARS}]{{1,7}}?[市区町村郡]|さいたま市|つくば市|ひたちなか市|いわき市)"
+_BLOCK_NUMBER = "(?:[0-9]+|[一二三四五六七八九十]+)"
+_ADDRESS = re.compile(
+    f"(?:(?:{_PREFECTURE}){_MUNICIPALITY}*|{_MUNICIPALITY}+)[{_PLACE_CHARS}]{{0,10}}?"
+    f"{_BLOCK_NUMBER}(?:(?:丁目|番地|番|号|-|の){_BLOCK_NUMBER}?)+"
+    f"(?:[ ]?[{_PLACE_CHARS}A-Za-z-]{{1,20}}?[0-9]+(?:号室|階|F)?)?"
+)
+
 _PATTERNS: dict[str, re.Pattern[str]] = {
     # The local part takes every character RFC 5322 allows unquoted (a*b@example.com is a valid address).
     "email": re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"),
@@ -56,12 +76,12 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
         r"|(?:\+81[ -]?(?:\(0\))?|0)[0-9]{1,4}[ -]?[0-9]{1,4}[ -]?)[0-9]{3,4}(?![0-9])"
     ),
     "postal": re.compile(r"〒 ?[0-9]{3}-?[0-9]{4}(?![0-9])|(?<![0-9-])[0-9]{3}-[0-9]{4}(?![0-9-])"),
+    "address": _ADDRESS,
     # A whole run of kanji (or katakana) right before the honorific; 様々, 様子, 様式, 様相 are not honorifics.
-    # The run never takes in a 様 itself: in 山田様さま the name is 山田, not 山田様. One after お / ご is not a
-    # name: お子さま, お一人様, ご家族様, お連れ様.
+    # The run never takes in a 様 itself: in 山田様さま the name is 山田, not 山田様.
     "name": re.compile(
-        r"((?<![々〆ヵヶおご御])(?:(?<=様)|(?<![\u4e00-\u9fff]))(?:(?!様)[\u4e00-\u9fff々〆ヵヶ]){1,8}"
-        r"|(?<![ァ-ヺーおご])[ァ-ヺー]{2,12})(?=(?:様(?![々子式相態])|さま))"
+        r"((?<![々〆ヵヶ])(?:(?<=様)|(?<![\u4e00-\u9fff]))(?:(?!様)[\u4e00-\u9fff々〆ヵヶ]){1,8}"
+        r"|(?<![ァ-ヺー])[ァ-ヺー]{2,12})(?=(?:様(?![々子式相態])|さま))"
     ),
 }
 
@@ -84,7 +104,9 @@ _PHRASE_END = re.compile(r"[ \u3000]*(?:$|です|でございます|と申|[。�
 _WINDOW = 12  # characters read before an anchor: a name with what Sudachi needs to cut it right
 
 # Every pattern needs one of these: a digit, an @, an honorific or a name's context.
-_ANY = re.compile(r"[0-9@様君氏殿]|さま|さん|くん|ちゃん|と言|とい|と申|でござい|です|名前|氏名|名義|宛名|フルネーム")
+_ANY = re.compile(
+    r"[0-9@様君氏殿]|さま|さん|くん|ちゃん|と言|とい|と申|でござい|です|名前|氏名|名義|宛名|フルネーム|丁目|番地"
+)
 
 # Words before 様 that are not names: the whole kanji run, or how it ends.
 _NOT_NAMES = frozenset("客 皆 各位 同 仕 模 多 異 一 今 王 神 仏 奥 殿 貴 両 上 別 各 外 有 文 紋 図".split())
@@ -101,7 +123,15 @@ def _phone_ok(digits: str) -> bool:
     return digits.startswith("0") and 10 <= len(digits) <= 11
 
 
-def _is_name(run: str) -> bool:
+# Words that take お / ご and 様 without being anyone's name: お子さま, お一人様, ご家族様, お連れ様 …
+_NOT_NAMES_AFTER_O = frozenset(
+    "子 一人 二人 家族 連れ 母 父 姉 兄 祖母 祖父 孫 嬢 得意 世話 疲れ 互い 陰 待ち 依頼主 近所".split()
+)
+
+
+def _is_name(run: str, before: str = "") -> bool:
+    if before in ("お", "ご", "御") and run in _NOT_NAMES_AFTER_O:
+        return False
     return run not in _NOT_NAMES and not run.endswith(_NOT_NAME_ENDINGS)
 
 
@@ -225,7 +255,7 @@ class Masker:
                     continue
                 if kind == "phone" and not _phone_ok(re.sub(r"[^0-9]", "", found)):
                     continue
-                if kind == "name" and not _is_name(found):
+                if kind == "name" and not _is_name(found, text[start - 1 : start] if start else ""):
                     continue
                 spans.append((start, end, kind))
         if not spans:

@@ -7,6 +7,7 @@ MASK_PLACEHOLDERS = {
     "my_number": "［個人番号］",
     "phone": "［電話番号］",
     "postal": "［郵便番号］",
+    "address": "［住所］",
     "name": "［氏名］",
 }
 

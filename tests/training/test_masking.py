@@ -189,9 +189,34 @@ def test_words_around_names_that_are_not_names_are_left_alone(text):
     assert Masker(kinds=("name",)).mask(text) == text
 
 
-def test_the_companys_faq_and_customer_style_queries_lose_no_words_to_name_masking():
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("東京都新宿区西新宿2-8-1に住んでいます", "［住所］に住んでいます"),
+        ("住所は大阪府大阪市北区梅田１丁目２番３号 梅田ビル5階です", "住所は［住所］です"),
+        ("横浜市中区山下町1-2 メゾン山下101号室", "［住所］"),
+        ("札幌市中央区北一条西2丁目1番地", "［住所］"),
+        ("さいたま市浦和区高砂3-15-1", "［住所］"),
+        ("港区芝公園四丁目2番8号", "［住所］"),
+        ("〒150-0001 東京都渋谷区神宮前1-2-3", "［郵便番号］ ［住所］"),
+        ("配送センター（東京都江東区新砂3-4-5）から発送", "配送センター（［住所］）から発送"),
+        # Regions and numbers that are not a street address.
+        ("東京都に住んでいます", "東京都に住んでいます"),
+        ("横浜市中区のお店で3-4個買いました", "横浜市中区のお店で3-4個買いました"),
+        ("この町に2-3日いました", "この町に2-3日いました"),
+        ("市販の薬を3-4個", "市販の薬を3-4個"),
+        ("北海道産の牛乳1本", "北海道産の牛乳1本"),
+        ("新宿区の2024-01-15の配達", "新宿区の2024-01-15の配達"),
+    ],
+)
+def test_a_street_address_is_masked_down_to_its_block_and_room_number(text, expected):
+    assert Masker().mask(text) == expected
+
+
+def test_the_companys_faq_and_customer_style_queries_lose_no_words_to_name_or_address_masking():
     """Over-masking a training set's FAQ answers teaches the model to say ［氏名］ where a word belongs: the demo
-    knowledge base (512 entries) and the 777 evaluation queries, written as customers write, hold no names."""
+    knowledge base (512 entries) and the 777 evaluation queries, written as customers write, hold no names and
+    no street addresses."""
     from pathlib import Path
 
     demo = Path(__file__).resolve().parents[2] / "apps" / "faq" / "demo"
@@ -201,5 +226,5 @@ def test_the_companys_faq_and_customer_style_queries_lose_no_words_to_name_maski
             texts += [record["question"], record["answer"], *record.get("alt_questions", [])]
     texts += [json.loads(line)["query"] for line in (demo / "eval" / "devset.jsonl").read_text("utf-8").splitlines()]
     assert len(texts) > 2000
-    changed = [(t, m) for t in texts if (m := Masker(kinds=("name",)).mask(t)) != t]
+    changed = [(t, m) for t in texts if (m := Masker(kinds=("name", "address")).mask(t)) != t]
     assert changed == []
