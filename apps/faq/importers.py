@@ -9,6 +9,8 @@ Formats:
 - CSV: a header row naming the columns (`id`, `question`, `answer`, `category`, `tags`, `alt_questions`, and
   optionally `is_active` or `active`); `tags` and `alt_questions` are separated by `|`. Read as UTF-8 (with or
   without BOM) or, failing that, CP932, which is what Japanese Excel saves as "CSV".
+  A cell that a spreadsheet would run as a formula (=, +, -, @ first) is written with a leading ' and read
+  without it (see `_CSV_FORMULA_START`).
 - JSONL: one JSON object per line with the same keys; `tags` and `alt_questions` are lists of strings.
 
 Text is kept as written (no NFC): only surrounding whitespace is stripped, and line breaks inside an answer
@@ -21,6 +23,7 @@ import codecs
 import csv
 import io
 import json
+import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -63,6 +66,24 @@ MAX_ALT_QUESTIONS = 50
 
 LIST_SEPARATOR = "|"
 CSV_COLUMNS = ("id", "question", "answer", "category", "tags", "alt_questions", "is_active")
+
+# A CSV cell that Excel or LibreOffice would run as a formula when the file is opened: it starts with =, +, -, @
+# (or their full-width forms, which Japanese Excel reads the same way). An FAQ entry can hold what a customer
+# wrote (an operator makes one from a correction in one step), so `=HYPERLINK(...)` or a DDE payload must not
+# reach a supervisor's spreadsheet as a live formula. Such a cell is written with a leading ' (the usual
+# defence against CSV injection; Excel then shows the text, apostrophe included), and reading takes one ' off a
+# cell of 's followed by one of these, so export → import still gives back exactly what was stored.
+_CSV_FORMULA_START = re.compile(r"'*[=+\-@＝＋－＠]")
+
+
+def _csv_cell_out(value: str) -> str:
+    return "'" + value if _CSV_FORMULA_START.match(value) else value
+
+
+def _csv_cell_in(value: str) -> str:
+    return value[1:] if value.startswith("'") and _CSV_FORMULA_START.match(value) else value
+
+
 REQUIRED_COLUMNS = ("id", "question", "answer")
 COLUMN_ALIASES = {"active": "is_active"}
 
@@ -457,7 +478,7 @@ def _parse_csv(text: str, result: ParseResult) -> Iterator[tuple[int, dict | Non
         if any(c.strip() for c in extra):
             yield line, None, [f"{len(cells)} cells but the header has {len(header)} columns (an unquoted comma?)"]
             continue
-        data: dict[str, Any] = dict(zip(header, cells, strict=False))
+        data: dict[str, Any] = dict(zip(header, map(_csv_cell_in, cells), strict=False))
         for name in ("tags", "alt_questions"):
             if name in data:
                 data[name] = data[name].split(LIST_SEPARATOR)
@@ -673,7 +694,7 @@ def faq_rows_render(rows: Iterable[FaqRow], *, fmt: str) -> Iterator[tuple[str |
 def _csv_line(cells: Iterable[str]) -> str:
     buffer = io.StringIO()
     # CRLF between records as RFC 4180 and Excel do; line breaks inside a quoted answer stay "\n".
-    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    csv.writer(buffer, lineterminator="\r\n").writerow(_csv_cell_out(cell) for cell in cells)
     return buffer.getvalue()
 
 

