@@ -245,7 +245,9 @@ class ReplyEventStream:
         self.send_pending()
         with self._lock:
             last = self._last
-        if last is not None:
+        # A stopped loop (the server is shutting down) sends nothing more: waiting for it would only hold the
+        # process up.
+        if last is not None and self._outbox.loop.is_running():
             done, _ = concurrent.futures.wait([last], timeout=PUBLISH_TIMEOUT_S)
             if not done:
                 logger.warning("reply events to %s were not all sent within %s s", self._group, PUBLISH_TIMEOUT_S)

@@ -80,8 +80,11 @@ def _bot_still_answers(conversation_id: Any) -> bool:
     return Conversation.objects.filter(id=conversation_id, status=Conversation.Status.BOT).exists()
 
 
-def reply_generate(*, customer_message_id: int) -> Message | None:
-    """Answer one customer message. Returns the saved reply, or None when the bot must stay silent."""
+def reply_generate(*, customer_message_id: int, stop_when: Callable[[], bool] | None = None) -> Message | None:
+    """Answer one customer message. Returns the saved reply, or None when the bot must stay silent.
+
+    `stop_when`, asked at every piece, says the process is going away (the server is stopping): generation stops
+    and the message is left for `reply_resume` to answer when the customer reconnects."""
     customer_message = Message.objects.select_related("conversation").get(id=customer_message_id)
     conversation_id = customer_message.conversation_id
     if not customer_message.conversation.bot_answers:
@@ -92,10 +95,14 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
     stream = events.ReplyEventStream(conversation_id, customer_message.seq)
     watches_sockets = customer_message.conversation.channel == "web"
     absent_checks = 0
+    process_stopping = False
 
     def on_token(index: int, piece: str) -> bool:
-        nonlocal absent_checks
+        nonlocal absent_checks, process_stopping
         stream.token(piece)
+        if stop_when is not None and stop_when():
+            process_stopping = True
+            return False
         if index % _STATUS_CHECK_EVERY != _STATUS_CHECK_EVERY - 1:
             return True
         if not _bot_still_answers(conversation_id):
@@ -112,7 +119,7 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
     finally:
         stream.flush()  # every token is out before the saved reply (or reply.stopped) is published
     if composed is None:
-        if absent_checks >= 2:
+        if absent_checks >= 2 or process_stopping:
             bot_reply_mark_abandoned(customer_message_id=customer_message_id)
         events.publish(conversation_id, events.reply_stopped(customer_message.seq))
         return None

@@ -131,6 +131,28 @@ def _database_url() -> str:
     raise RuntimeError(f"browser tests: unsupported database engine {s['ENGINE']}")
 
 
+def server_env(*, index_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a server subprocess on the test database, with its own search index."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "karakuri_cs.settings",
+        # The same state as this process's settings (not whatever the environment says by now).
+        "KARAKURI_DATA_DIR": str(settings.DATA_DIR),
+        "FAQ_CACHE_DIR": str(settings.FAQ_CACHE_DIR),
+        "DATABASE_URL": _database_url(),
+        "FAQ_INDEX_DIR": str(index_dir),
+        "DJANGO_DEBUG": "false",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Replies in the server process even when REDIS_URL is set (no Celery worker follows this server).
+        "REPLY_EXECUTION": "inprocess",
+        "CHAT_RATE_LIMIT": "1000/minute",
+        "CHAT_NEW_CONVERSATION_RATE_LIMIT": "1000/minute",
+        "CHANNEL_LAYER_PREFIX": f"browser-test-{uuid.uuid4().hex[:8]}",
+        "PYTHONUNBUFFERED": "1",
+        **overrides,
+    }
+
+
 @dataclass
 class ChatServer:
     """daphne serving karakuri_cs.asgi:application on a socket held by the test process."""
@@ -267,25 +289,7 @@ def chat_server(django_db_setup, django_db_blocker, embed_hosts, tmp_path_factor
     overrides = override_settings(FAQ_INDEX_DIR=index_dir)
     overrides.enable()
     with django_db_blocker.unblock():
-        database_url = _database_url()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "karakuri_cs.settings",
-        # The same state as this process's settings (not whatever the environment says by now).
-        "KARAKURI_DATA_DIR": str(settings.DATA_DIR),
-        "FAQ_CACHE_DIR": str(settings.FAQ_CACHE_DIR),
-        "DATABASE_URL": database_url,
-        "FAQ_INDEX_DIR": str(index_dir),
-        "DJANGO_DEBUG": "false",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CHAT_EMBED_ALLOWED_ORIGINS": embed_hosts.allowed.origin,
-        # Replies in the server process even when REDIS_URL is set (no Celery worker follows this server).
-        "REPLY_EXECUTION": "inprocess",
-        "CHAT_RATE_LIMIT": "1000/minute",
-        "CHAT_NEW_CONVERSATION_RATE_LIMIT": "1000/minute",
-        "CHANNEL_LAYER_PREFIX": f"browser-test-{uuid.uuid4().hex[:8]}",
-        "PYTHONUNBUFFERED": "1",
-    }
+        env = server_env(index_dir=index_dir, CHAT_EMBED_ALLOWED_ORIGINS=embed_hosts.allowed.origin)
     server = ChatServer(env=env, log_path=workdir / "daphne.log")
     try:
         server.start()

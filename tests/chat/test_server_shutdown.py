@@ -1,0 +1,133 @@
+"""Stopping the server (SIGTERM, as a deploy or systemd does) while it writes a reply in-process.
+
+The real application under daphne, a real WebSocket client, and a stand-in for the OpenAI-compatible model
+server (vLLM or TGI cannot run here) that streams one piece at a time for as long as it is read. Before, the
+generating thread went on to the end of the reply with the server's loop already gone (a model that keeps
+talking held the process until LLM_GENERATION_TIMEOUT and more), and the process then died of a segmentation
+fault in its final garbage collection. Now the reply stops at its next piece, the process exits cleanly, and
+the customer's next connection, to the restarted server, gets the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import websockets
+
+from apps.chat.models import Message
+from tests.chat.conftest_browser import BROWSER_FAQ, ChatServer, server_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTION = BROWSER_FAQ[0].question
+PIECE = "パスワードの再設定は"
+
+
+class _ModelServer:
+    """/v1/completions streaming PIECE every 0.1 s: forever while `endless` is set, else three times."""
+
+    def __init__(self) -> None:
+        self.endless = True
+        self.client_left = threading.Event()
+        model = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                chunk = f"data: {json.dumps({'choices': [{'index': 0, 'text': PIECE}]}, ensure_ascii=False)}\n\n"
+                try:
+                    sent = 0
+                    while model.endless or sent < 3:
+                        self.wfile.write(chunk.encode())
+                        self.wfile.flush()
+                        sent += 1
+                        time.sleep(0.1)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    model.client_left.set()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+async def _events_until(ws, predicate) -> list[dict]:
+    seen = []
+    while True:
+        event = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
+        seen.append(event)
+        if predicate(event):
+            return seen
+
+
+async def _ask_and_wait_for_the_first_piece(url: str) -> str:
+    async with websockets.connect(url, origin=url.replace("ws://", "http://").split("/ws/")[0]) as ws:
+        await ws.send(json.dumps({"type": "hello"}))
+        ready = json.loads(await ws.recv())
+        await ws.send(json.dumps({"type": "message.send", "text": QUESTION}))
+        await _events_until(ws, lambda e: e["type"] == "reply.token")
+        return ready["token"]
+
+
+async def _reconnect_and_wait_for_the_reply(url: str, token: str) -> dict:
+    async with websockets.connect(url, origin=url.replace("ws://", "http://").split("/ws/")[0]) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": token}))
+        events = await _events_until(ws, lambda e: e["type"] == "message.created" and e["message"]["role"] == "bot")
+        return events[-1]["message"]
+
+
+def test_a_server_stopped_mid_reply_exits_cleanly_and_the_reply_comes_after_the_restart(
+    tmp_path, django_db_blocker, settings
+):
+    from apps.faq.index import index_update
+    from apps.faq.services import faq_entries_upsert
+
+    settings.FAQ_INDEX_DIR = tmp_path / "index"
+    faq_entries_upsert(rows=BROWSER_FAQ, actor="test")
+    index_update()
+    model = _ModelServer()
+    env = server_env(index_dir=tmp_path / "index", REPLY_BACKEND="openai", LLM_OPENAI_BASE_URL=model.base_url)
+    server = ChatServer(env=env, log_path=tmp_path / "daphne.log")
+    try:
+        server.start()
+        url = f"ws://127.0.0.1:{server.port}/ws/chat/"
+        token = asyncio.run(_ask_and_wait_for_the_first_piece(url))
+
+        server.process.send_signal(signal.SIGTERM)
+        # The model would stream forever: the server exits only if it stops the reply.
+        assert server.process.wait(timeout=60) == 0, server.log_tail()
+        assert model.client_left.wait(timeout=10)
+        [customer] = Message.objects.filter(role=Message.Role.CUSTOMER)
+        assert customer.provenance.get("reply_abandoned") is True
+        assert not Message.objects.filter(role=Message.Role.BOT).exists()
+
+        model.endless = False
+        server.start()
+        reply = asyncio.run(_reconnect_and_wait_for_the_reply(url, token))
+        assert reply["text"].startswith(PIECE) and reply["in_reply_to_seq"] == customer.seq
+        assert Message.objects.get(role=Message.Role.BOT).in_reply_to_id == customer.id
+    finally:
+        server.stop()
+        server.sock.close()
+        model.close()
+    assert server.process.returncode == 0, server.log_tail()
