@@ -85,21 +85,18 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     ),
 }
 
-# Names written without 様 are found by their context and Sudachi's part of speech, reading only a few
-# characters around each place a name is likely (a whole export through Sudachi would take minutes):
-# - right before an honorific or a self-introduction, a surname or given name in Sudachi's dictionary
-#   (田中さん, たなか様, 鈴木一郎です, 佐藤といいます);
+# Names written without 様 are found by their context and Sudachi's part of speech, reading only the dozen
+# characters before (or after) each place a name is likely, not whole texts:
+# - right before an honorific, です or a self-introduction, a surname or given name in Sudachi's dictionary
+#   (田中さん, たなか様, 鈴木一郎です, カスタマーサポートの佐藤です, 佐藤といいます);
 # - right before と申します / と申す, any short run of nouns (森と申します, 松本と申します: Sudachi tags 森 a
 #   common noun and 松本 a place);
 # - right after a label (お名前は…, 氏名：…), a run of nouns that ends the phrase (名前は森です, 氏名：山田 花子),
 #   but not 名前は変更できますか.
 # A full name with no context around it (鈴木一郎に変更) is not found.
-_BEFORE_HONORIFIC = re.compile(r"さん|さま|様|くん|ちゃん|君|氏|殿|と(?:言|い)[いうっ]|でございます")
+_BEFORE_HONORIFIC = re.compile(r"さん|さま|様|くん|ちゃん|君|氏|殿|と(?:言|い)[いうっ]|です|でございます")
 _BEFORE_SELF_INTRODUCTION = re.compile(r"と申[しす]")
 _AFTER_LABEL = re.compile(r"(?:名前|氏名|名義|宛名|フルネーム)(?:は|:|：)[ \u3000]*")
-# です after a short run that starts a sentence (田中です。, はい、田中です, 担当の佐藤です): everywhere else です
-# follows anything at all, and reading every です would cost most of the time Sudachi would take on everything.
-_BEFORE_DESU = re.compile(r"(?:^|(?<=[。、！？!?\s「『（(]))[^。、！？!?\s「」『』（）()]{1,8}(?=です|でございます)")
 _PHRASE_END = re.compile(r"[ \u3000]*(?:$|です|でございます|と申|[。、！？!?,，.\n「」（）()])")
 _WINDOW = 12  # characters read before an anchor: a name with what Sudachi needs to cut it right
 
@@ -186,10 +183,6 @@ def _names_in_context(text: str) -> Iterator[tuple[int, int]]:
     """Spans of names found by their context (see above), in no particular order, possibly overlapping."""
     for match in _BEFORE_HONORIFIC.finditer(text):
         span = _run_before(text, match.start(), _is_person)
-        if span:
-            yield span
-    for match in _BEFORE_DESU.finditer(text):
-        span = _run_before(text, match.end(), _is_person)
         if span:
             yield span
     for match in _BEFORE_SELF_INTRODUCTION.finditer(text):
