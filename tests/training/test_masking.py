@@ -14,9 +14,10 @@ from apps.training.texts_ja import MASK_PLACEHOLDERS
 
 masker = Masker()
 
-# Surrounding text: Japanese and punctuation with no digits, letters, @, hyphens or honorific, so where a
-# personal datum starts and ends is unambiguous.
-_PLAIN = "あいうえおかきくけこさしすせそたちつてとなにぬねのはまやらわをんがぎぐ、。！？「」（） \n"
+# Surrounding text: Japanese and punctuation with no digits, letters, @, hyphens, honorific or the kana that
+# spell one or a self-introduction (さん, さま, くん, ちゃん, といいます): before さま, "たえ" is a given name.
+# So where a personal datum starts and ends is unambiguous.
+_PLAIN = "あいうえおかきけこしすせそたつてなにぬねのはまやらわをんがぎぐ、。！？「」（） \n"
 plain = st.text(alphabet=_PLAIN, max_size=30)
 _FULLWIDTH = str.maketrans("0123456789-", "０１２３４５６７８９－")
 
