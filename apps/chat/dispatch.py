@@ -27,6 +27,7 @@ _running: set[asyncio.Future] = set()
 _server_stopping = threading.Event()
 # How long shutting down waits for in-process replies to stop (one piece of a slow model, a database write).
 SHUTDOWN_WAIT_S = 10.0
+_shutdown_hooked = False
 
 
 def remember_event_loop(app):
@@ -52,9 +53,11 @@ def _stop_replies_on_shutdown() -> None:
     events can still be sent, is marked abandoned, and the customer's next connection (to the restarted server)
     generates it again.
     """
+    global _shutdown_hooked
     reactor = sys.modules.get("twisted.internet.reactor")
-    if reactor is None or not hasattr(reactor, "addSystemEventTrigger"):
+    if _shutdown_hooked or reactor is None or not hasattr(reactor, "addSystemEventTrigger"):
         return
+    _shutdown_hooked = True
     reactor.addSystemEventTrigger("before", "shutdown", replies_stop)
     atexit.register(_server_tasks_finish)
 

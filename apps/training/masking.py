@@ -2,8 +2,8 @@
 
 Looked for, in this order (an earlier kind wins where two overlap): e-mail addresses, card-like numbers (13 to
 19 digits), 12-digit My Number, Japanese phone numbers, postal codes (〒 or NNN-NNNN), street addresses down to
-their block number, and names: written as
-〇〇様 / 〇〇さま, or found by their context with SudachiPy (田中です, 森と申します, 名前は…; see below).
+their block number, and names: written as 〇〇様 / 〇〇さま, or found by their context with SudachiPy (田中です,
+森と申します, 名前は…; see below).
 Digits, letters and hyphens are matched in full width too (０９０－…): the patterns run on a copy where those
 are folded to ASCII one character for one, so every match maps back to the original text exactly, and only the
 matched characters change. A name keeps its honorific or context: 山田様 → ［氏名］様, 田中です → ［氏名］です.
@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from apps.faq.text import text_morphemes
 from apps.training.config import PII_KINDS
 from apps.training.texts_ja import MASK_PLACEHOLDERS
 
@@ -144,8 +145,6 @@ def _run_before(text: str, end: int, take) -> tuple[int, int] | None:
     """The span of the morphemes that `take` accepts, ending exactly at `end` (at most 3, a space between two
     allowed), or None."""
     start0 = max(0, end - _WINDOW)
-    from apps.faq.text import text_morphemes
-
     morphemes = [(s + start0, e + start0, pos) for s, e, pos in text_morphemes(text[start0:end])]
     start = end
     taken = 0
@@ -165,8 +164,6 @@ def _run_before(text: str, end: int, take) -> tuple[int, int] | None:
 
 def _run_after(text: str, start: int) -> tuple[int, int] | None:
     """The nouns right after a label, if they end the phrase (氏名：山田 花子。), or None."""
-    from apps.faq.text import text_morphemes
-
     end = start
     taken = 0
     for s, e, pos in ((s + start, e + start, pos) for s, e, pos in text_morphemes(text[start : start + _WINDOW])):
