@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,28 @@ def _run(*args: str, env: dict[str, str], timeout: int = 900) -> subprocess.Comp
     return done
 
 
+@contextmanager
+def _recording_index():
+    """A package index that has nothing and remembers every path it was asked for."""
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            asked.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/simple", asked
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_a_wheelhouse_installs_without_any_index_and_the_app_answers(tmp_path):
     wheels, venv, data = tmp_path / "wheels", tmp_path / "venv", tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV")}
@@ -34,10 +59,12 @@ def test_a_wheelhouse_installs_without_any_index_and_the_app_answers(tmp_path):
     assert "KARAKURI_WHEELHOUSE=" in made.stdout
     assert sorted(p.suffix for p in wheels.iterdir()) == [".whl"] * len(list(wheels.iterdir()))
 
-    # An index that does not exist: an install that asked any index would fail.
-    offline = {**env, "KARAKURI_WHEELHOUSE": str(wheels), "KARAKURI_VENV": str(venv)}
-    offline["PIP_INDEX_URL"] = offline["PIP_EXTRA_INDEX_URL"] = "http://127.0.0.1:9/simple"
-    _run("bin/setup", env=offline)
+    # An index that records what it is asked: an offline install asks it nothing.
+    with _recording_index() as (index_url, asked):
+        offline = {**env, "KARAKURI_WHEELHOUSE": str(wheels), "KARAKURI_VENV": str(venv)}
+        offline["PIP_INDEX_URL"] = offline["PIP_EXTRA_INDEX_URL"] = index_url
+        _run("bin/setup", env=offline)
+    assert asked == []
 
     app = {**env, "KARAKURI_DATA_DIR": str(data), "FAQ_CACHE_DIR": str(data / "cache")}
     python = str(venv / "bin" / "python")
