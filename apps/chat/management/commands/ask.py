@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.chat import services
 from apps.chat.errors import ChatError
 from apps.chat.models import Message
+from karakuri_cs.commands import database_ready_or_fail
 
 REPLY_TIMEOUT_SECONDS = 120
 
@@ -35,6 +36,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, question: str, json: bool, show_prompt: bool, **options):
+        database_ready_or_fail()
         if show_prompt:
             return self._show_prompt(question)
         conversation = services.conversation_create(channel="cli")

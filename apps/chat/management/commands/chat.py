@@ -5,12 +5,14 @@ from django.core.management.base import BaseCommand
 from apps.chat import services
 from apps.chat.errors import ChatError
 from apps.chat.management.commands.ask import REPLY_TIMEOUT_SECONDS, reply_wait
+from karakuri_cs.commands import database_ready_or_fail
 
 
 class Command(BaseCommand):
     help = "Chat with the bot in the terminal (empty line or Ctrl+D to quit; /person asks for a person)."
 
     def handle(self, *args, **options):
+        database_ready_or_fail()
         conversation = services.conversation_create(channel="cli")
         self.stdout.write("質問を入力してください（空行で終了、/person で担当者を呼び出し）。")
         while True:

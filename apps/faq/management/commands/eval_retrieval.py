@@ -15,6 +15,8 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from karakuri_cs.commands import database_ready_or_fail
+
 
 def read_queries(path: Path) -> list[dict]:
     """Read and validate an evaluation file; raises CommandError naming the bad line."""
@@ -109,6 +111,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
     def handle(self, *args, **options):
+        database_ready_or_fail()
         from apps.faq.index import index_update
         from apps.faq.models import FaqEntry
 

@@ -5,6 +5,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.faq.importers import FORMATS, FaqExportError, faq_export_file
+from karakuri_cs.commands import database_ready_or_fail
 
 
 class Command(BaseCommand):
@@ -24,6 +25,7 @@ class Command(BaseCommand):
     def handle(
         self, *args, file: str, fmt: str | None, encoding: str | None, include_inactive: bool, **options
     ) -> None:
+        database_ready_or_fail()
         to_stdout = file == "-"
         if to_stdout:
             sys.stdout.flush()  # bytes go straight to the buffer underneath; keep them in order

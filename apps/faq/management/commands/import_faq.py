@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.faq.importers import FORMATS, FaqImportError, ImportReport, faq_import_file
+from karakuri_cs.commands import database_ready_or_fail
 
 
 class Command(BaseCommand):
@@ -22,6 +23,7 @@ class Command(BaseCommand):
     def handle(
         self, *args, file: str, skip_invalid: bool, fmt: str | None, encoding: str | None, dry_run: bool, **options
     ) -> None:
+        database_ready_or_fail()
         try:
             report = faq_import_file(
                 file, skip_invalid=skip_invalid, fmt=fmt, encoding=encoding, actor="import_faq", dry_run=dry_run

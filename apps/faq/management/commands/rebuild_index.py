@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
+from karakuri_cs.commands import database_ready_or_fail
+
 
 class Command(BaseCommand):
     help = "Rebuild the FAQ search index from the database (progress bar, entries per second)."
@@ -17,6 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--from-scratch", action="store_true", help="ignore the embedding cache and the live index")
 
     def handle(self, *args, **options):
+        database_ready_or_fail()
         from apps.faq import index as faq_index
         from apps.faq.embedders import embedder_get
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from apps.training import services
 from apps.training.formats import FORMATS
 from apps.training.models import ExportBatch
+from karakuri_cs.commands import database_ready_or_fail
 
 _WORKING = {ExportBatch.Status.QUEUED, ExportBatch.Status.RUNNING}
 
@@ -56,6 +57,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-wait", action="store_true", help="queue the batch and return")
 
     def handle(self, *args, **options) -> None:
+        database_ready_or_fail()
         try:
             since = _when(options["since"]) if options["since"] else None
             until = _when(options["until"]) if options["until"] else None
