@@ -97,13 +97,15 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
 # A full name with no context around it (鈴木一郎に変更) is not found.
 _BEFORE_HONORIFIC = re.compile(r"さん|さま|様|くん|ちゃん|君|氏|殿|と(?:言|い)[いうっ]|です|でございます")
 _BEFORE_SELF_INTRODUCTION = re.compile(r"と申[しす]")
-_AFTER_LABEL = re.compile(r"(?:名前|氏名|名義|宛名|フルネーム)(?:は|:|：)[ \u3000]*")
+_LABELS = "名前|氏名|名義|宛名|フルネーム"
+_AFTER_LABEL = re.compile(rf"(?:{_LABELS})(?:は|:|：)[ \u3000]*")
 _PHRASE_END = re.compile(r"[ \u3000]*(?:$|です|でございます|と申|[。、！？!?,，.\n「」（）()])")
 _WINDOW = 12  # characters read before an anchor: a name with what Sudachi needs to cut it right
 
-# Every pattern needs one of these: a digit, an @, an honorific or a name's context.
+# Every pattern needs one of these: a digit, an @, a name's context, or a block number written in kanji. Made from
+# the context patterns themselves, so the quick test cannot fall behind them.
 _ANY = re.compile(
-    r"[0-9@様君氏殿]|さま|さん|くん|ちゃん|と言|とい|と申|でござい|です|名前|氏名|名義|宛名|フルネーム|丁目|番地"
+    "|".join(("[0-9@]", _BEFORE_HONORIFIC.pattern, _BEFORE_SELF_INTRODUCTION.pattern, _LABELS, "丁目|番地"))
 )
 
 # Words before 様 that are not names: the whole kanji run, or how it ends.

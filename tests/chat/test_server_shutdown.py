@@ -35,8 +35,12 @@ async def _events_until(ws, predicate) -> list[dict]:
             return seen
 
 
-async def _ask_and_wait_for_the_first_piece(url: str) -> str:
-    async with websockets.connect(url, origin=url.replace("ws://", "http://").split("/ws/")[0]) as ws:
+def _chat_socket(server: ChatServer):
+    return websockets.connect(server.url.replace("http://", "ws://") + "/ws/chat/", origin=server.url)
+
+
+async def _ask_and_wait_for_the_first_piece(server: ChatServer) -> str:
+    async with _chat_socket(server) as ws:
         await ws.send(json.dumps({"type": "hello"}))
         ready = json.loads(await ws.recv())
         await ws.send(json.dumps({"type": "message.send", "text": QUESTION}))
@@ -44,8 +48,8 @@ async def _ask_and_wait_for_the_first_piece(url: str) -> str:
         return ready["token"]
 
 
-async def _reconnect_and_wait_for_the_reply(url: str, token: str) -> dict:
-    async with websockets.connect(url, origin=url.replace("ws://", "http://").split("/ws/")[0]) as ws:
+async def _reconnect_and_wait_for_the_reply(server: ChatServer, token: str) -> dict:
+    async with _chat_socket(server) as ws:
         await ws.send(json.dumps({"type": "hello", "token": token}))
         events = await _events_until(ws, lambda e: e["type"] == "message.created" and e["message"]["role"] == "bot")
         return events[-1]["message"]
@@ -70,8 +74,7 @@ def test_a_server_stopped_mid_reply_exits_cleanly_and_the_reply_comes_after_the_
     server = ChatServer(env=env, log_path=tmp_path / "daphne.log")
     try:
         server.start()
-        url = f"ws://127.0.0.1:{server.port}/ws/chat/"
-        token = asyncio.run(_ask_and_wait_for_the_first_piece(url))
+        token = asyncio.run(_ask_and_wait_for_the_first_piece(server))
 
         server.process.send_signal(signal.SIGTERM)
         # The model would stream forever: the server exits only if it stops the reply.
@@ -83,7 +86,7 @@ def test_a_server_stopped_mid_reply_exits_cleanly_and_the_reply_comes_after_the_
 
         server.env["LLM_OPENAI_MODEL"] = "karakuri"  # a whole reply this time
         server.start()
-        reply = asyncio.run(_reconnect_and_wait_for_the_reply(url, token))
+        reply = asyncio.run(_reconnect_and_wait_for_the_reply(server, token))
         assert reply["in_reply_to_seq"] == customer.seq
         # Generated again by the model (its words fail the grounding check against a password FAQ, so the
         # customer gets the FAQ-based reply; what matters here is that the reply was made again and saved).
